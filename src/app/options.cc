@@ -1,0 +1,137 @@
+#include "app/options.h"
+
+#include <CLI/CLI.hpp>
+
+#include <charconv>
+#include <iostream>
+
+namespace reactor {
+namespace {
+
+std::vector<std::string> SplitCommas(const std::vector<std::string>& in) {
+  std::vector<std::string> out;
+  for (const auto& s : in) {
+    size_t start = 0;
+    while (start <= s.size()) {
+      size_t comma = s.find(',', start);
+      if (comma == std::string::npos) comma = s.size();
+      if (comma > start) out.push_back(s.substr(start, comma - start));
+      start = comma + 1;
+    }
+  }
+  return out;
+}
+
+const char* const kLevels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+
+}  // namespace
+
+Result<HostPort> ParseHostPort(const std::string& text) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string::npos) return Status::Error("expected HOST:PORT, got '" + text + "'");
+  std::string host = text.substr(0, colon);
+  std::string port = text.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string::npos) {
+    return Status::Error("an IPv6 address needs brackets: [" + host + "]:PORT");
+  }
+  if (host.empty()) return Status::Error("missing host in '" + text + "'");
+  unsigned value = 0;
+  auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (port.empty() || ec != std::errc() || ptr != port.data() + port.size() || value > 65535) {
+    return Status::Error("invalid port in '" + text + "'");
+  }
+  return HostPort{host, static_cast<uint16_t>(value)};
+}
+
+bool IsLoopbackHost(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+Options ParseOptions(int argc, const char* const* argv) {
+  Options o;
+  CLI::App app{"reactor: PostgreSQL job-status events to WebSocket subscribers", "reactor"};
+  app.set_version_flag("--version", std::string("reactor ") + REACTOR_VERSION);
+  app.fallthrough();
+  app.require_subcommand(0, 1);
+
+  std::string listen;
+  app.add_option("--database-url", o.database_url, "libpq URI or key=value conninfo")
+      ->envname("DATABASE_URL");
+  app.add_option("--listen", listen, "HTTP + WebSocket address HOST:PORT (port 0 = any)")
+      ->envname("REACTOR_LISTEN");
+  app.add_option("--channel", o.channel, "NOTIFY channel")->envname("REACTOR_CHANNEL")
+      ->capture_default_str();
+  app.add_option("--jwt-secret", o.jwt_secret, "HS256 secret; none = no authentication")
+      ->envname("REACTOR_JWT_SECRET");
+  app.add_flag("--allow-anonymous", o.allow_anonymous,
+               "allow a non-loopback --listen without a JWT secret");
+  app.add_option("--record", o.record_file, "append every event to this journal")
+      ->envname("REACTOR_RECORD");
+  app.add_option("--history", o.history, "events kept in memory for resume")
+      ->capture_default_str();
+  app.add_option("--max-queue-bytes", o.max_queue_bytes,
+                 "per-connection send queue before closing a slow consumer")
+      ->capture_default_str()->check(CLI::Range(uint64_t{1024}, uint64_t{1} << 40));
+  app.add_flag("--no-scheduler", o.no_scheduler, "this replica never ticks");
+  app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error, critical, off")
+      ->envname("REACTOR_LOG_LEVEL")->capture_default_str()
+      ->check(CLI::IsMember(std::vector<std::string>(std::begin(kLevels), std::end(kLevels))));
+
+  std::vector<std::string> job_types, statuses;
+  app.add_option("--replay", o.replay_file, "replay a journal to stdout (and --listen)");
+  app.add_option("--speed", o.speed, "replay pacing: 1 = as recorded, 0 = no pauses")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--from", o.from_id, "replay: first event id");
+  app.add_option("--to", o.to_id, "replay: last event id");
+  app.add_option("--job-type", job_types, "replay filter: job types (comma separated)");
+  app.add_option("--status", statuses, "replay filter: statuses (comma separated)");
+  app.add_option("--user-id", o.user_id, "replay filter: user id");
+  app.add_option("--job-id", o.job_id, "replay filter: job id");
+
+  auto* serve = app.add_subcommand("serve", "run the daemon (the default)");
+  auto* migrate = app.add_subcommand("migrate", "apply the SQL migrations, then exit");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    o.command = Command::kExit;
+    o.exit_code = app.exit(e) == 0 ? 0 : 2;
+    return o;
+  }
+
+  auto usage = [&o](const std::string& msg) {
+    std::cerr << "reactor: " << msg << "\n";
+    o.command = Command::kExit;
+    o.exit_code = 2;
+    return o;
+  };
+  if (!listen.empty()) {
+    auto hp = ParseHostPort(listen);
+    if (!hp) return usage("--listen: " + hp.error());
+    o.listen = *hp;
+    o.listen_given = true;
+  }
+  o.job_types = SplitCommas(job_types);
+  o.statuses = SplitCommas(statuses);
+
+  if (!o.replay_file.empty()) {
+    if (serve->parsed() || migrate->parsed()) return usage("--replay cannot be combined with a command");
+    o.command = Command::kReplay;
+    return o;
+  }
+  o.command = migrate->parsed() ? Command::kMigrate : Command::kServe;
+  if (o.database_url.empty()) {
+    return usage("no database: set --database-url or DATABASE_URL");
+  }
+  if (o.command == Command::kServe && o.jwt_secret.empty() && !o.allow_anonymous &&
+      !IsLoopbackHost(o.listen.host)) {
+    return usage("--listen " + o.listen.host +
+                 " is not loopback and no --jwt-secret is set; pass --allow-anonymous to serve "
+                 "every event to anyone who connects");
+  }
+  return o;
+}
+
+}  // namespace reactor

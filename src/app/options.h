@@ -1,0 +1,55 @@
+// Every command-line flag and environment variable of `reactor` (../CONTRACT section 2),
+// parsed and validated. Pure: no I/O beyond reading the environment through CLI11.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace reactor {
+
+enum class Command { kServe, kMigrate, kReplay, kExit };
+
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+};
+
+// "127.0.0.1:8080", "[::1]:0", "0.0.0.0:80". Port 0 means any free port.
+Result<HostPort> ParseHostPort(const std::string& text);
+
+// True for 127.0.0.0/8, ::1 and "localhost".
+bool IsLoopbackHost(const std::string& host);
+
+struct Options {
+  Command command = Command::kServe;
+  int exit_code = 0;  // with kExit: what main returns (help, version, usage errors)
+
+  std::string database_url;
+  HostPort listen{"127.0.0.1", 8080};
+  bool listen_given = false;
+  std::string channel = "job_status_changed";
+  std::string jwt_secret;
+  bool allow_anonymous = false;
+  std::string record_file;
+  uint64_t history = 100000;
+  uint64_t max_queue_bytes = 1048576;
+  bool no_scheduler = false;
+  std::string log_level = "info";
+
+  // --replay
+  std::string replay_file;
+  double speed = 0;
+  std::optional<int64_t> from_id, to_id;
+  std::vector<std::string> job_types, statuses;
+  std::string user_id, job_id;
+};
+
+// Parses argv (and the environment). On --help/--version/usage errors, returns
+// command kExit with the text already printed and exit_code set (0 or 2).
+Options ParseOptions(int argc, const char* const* argv);
+
+}  // namespace reactor

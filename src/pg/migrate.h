@@ -1,0 +1,35 @@
+// `reactor migrate`: applies the migrations compiled into the binary.
+//
+// Each migration runs in its own transaction and is recorded, with the SHA-256 of its
+// text, in reactor.schema_migrations. A session-level advisory lock serializes
+// concurrent runs: the second waits, then finds nothing left to do. An applied migration
+// whose text differs from the binary's is an error (nothing is applied then).
+//
+// This is a start-up/one-shot command: it uses blocking libpq calls and must never run
+// on the serving loop.
+#pragma once
+
+#include <span>
+#include <string>
+
+#include "core/embedded.h"
+#include "core/status.h"
+
+namespace reactor::pg {
+
+struct MigrateReport {
+  int applied = 0;       // migrations applied by this run
+  int already = 0;       // migrations found applied with a matching checksum
+};
+
+// Version number from a name such as "012_add_things.sql"; -1 when it has none.
+int MigrationVersion(std::string_view name);
+
+// Hex SHA-256 of the text.
+std::string Sha256Hex(std::string_view text);
+
+// REQUIRES: `migrations` sorted by version, versions unique.
+Result<MigrateReport> Migrate(const std::string& conninfo,
+                              std::span<const EmbeddedFile> migrations);
+
+}  // namespace reactor::pg

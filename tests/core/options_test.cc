@@ -1,0 +1,68 @@
+#include <doctest/doctest.h>
+
+#include "app/options.h"
+
+using reactor::ParseHostPort;
+
+TEST_CASE("ParseHostPort accepts IPv4, bracketed IPv6 and port 0") {
+  auto a = ParseHostPort("127.0.0.1:8080");
+  REQUIRE(a);
+  CHECK(a->host == "127.0.0.1");
+  CHECK(a->port == 8080);
+  auto b = ParseHostPort("[::1]:0");
+  REQUIRE(b);
+  CHECK(b->host == "::1");
+  CHECK(b->port == 0);
+}
+
+TEST_CASE("ParseHostPort rejects what is not HOST:PORT") {
+  CHECK_FALSE(ParseHostPort("8080"));
+  CHECK_FALSE(ParseHostPort(":8080"));
+  CHECK_FALSE(ParseHostPort("host:"));
+  CHECK_FALSE(ParseHostPort("host:65536"));
+  CHECK_FALSE(ParseHostPort("host:80x"));
+  CHECK_FALSE(ParseHostPort("::1:80"));
+}
+
+TEST_CASE("IsLoopbackHost") {
+  CHECK(reactor::IsLoopbackHost("127.0.0.1"));
+  CHECK(reactor::IsLoopbackHost("127.1.2.3"));
+  CHECK(reactor::IsLoopbackHost("::1"));
+  CHECK(reactor::IsLoopbackHost("localhost"));
+  CHECK_FALSE(reactor::IsLoopbackHost("0.0.0.0"));
+  CHECK_FALSE(reactor::IsLoopbackHost("10.0.0.1"));
+}
+
+namespace {
+reactor::Options Parse(std::vector<const char*> args) {
+  args.insert(args.begin(), "reactor");
+  return reactor::ParseOptions(static_cast<int>(args.size()), args.data());
+}
+}  // namespace
+
+TEST_CASE("ParseOptions: commands, defaults and usage errors") {
+  auto m = Parse({"migrate", "--database-url", "postgresql://x@h/db"});
+  CHECK(m.command == reactor::Command::kMigrate);
+  CHECK(m.channel == "job_status_changed");
+  CHECK(m.listen.port == 8080);
+  CHECK(m.history == 100000);
+  CHECK(m.max_queue_bytes == 1048576);
+
+  auto s = Parse({"--database-url", "dbname=x", "--listen", "127.0.0.1:0", "--job-type", "a,b"});
+  CHECK(s.command == reactor::Command::kServe);
+  CHECK(s.listen.port == 0);
+  CHECK(s.job_types == std::vector<std::string>{"a", "b"});
+
+  auto open = Parse({"serve", "--database-url", "dbname=x", "--listen", "0.0.0.0:9000"});
+  CHECK(open.command == reactor::Command::kExit);
+  CHECK(open.exit_code == 2);
+  auto allowed = Parse({"serve", "--database-url", "dbname=x", "--listen", "0.0.0.0:9000",
+                        "--allow-anonymous"});
+  CHECK(allowed.command == reactor::Command::kServe);
+
+  auto bad_level = Parse({"--database-url", "dbname=x", "--log-level", "loud"});
+  CHECK(bad_level.exit_code == 2);
+  auto replay = Parse({"--replay", "j.ndjson", "--speed", "1", "--status", "failed,running"});
+  CHECK(replay.command == reactor::Command::kReplay);
+  CHECK(replay.statuses.size() == 2);
+}
