@@ -1,0 +1,52 @@
+// One job-status event as it travels through the reactor (CONTRACT section 4).
+//
+// The JSON text is kept byte for byte as PostgreSQL produced it; only the routing
+// fields are extracted. Pure: no libuv, no libpq.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+
+namespace reactor {
+
+struct Event {
+  int64_t id = 0;            // "id" when it is an integer; 0 otherwise (foreign payloads)
+  std::string kind;          // "status" | "progress" | "due" | "" (foreign)
+  std::string job_id;        // string, or a number's text; "" when absent or null
+  std::string source;
+  std::string status;
+  std::string user_id;       // "" when absent or null (see has_user)
+  bool has_user = false;     // user_id present and not null
+  std::string job_type;
+  std::string deadline;      // ISO-8601 "deadline" field when present (scheduler hint)
+  bool truncated = false;    // {"truncated": true}: the full event is in reactor.job_events
+  std::string json;          // the payload, exactly as received
+
+  // A row of reactor.job_events (has an id the catch-up can see); foreign payloads are
+  // fanned out but never deduplicated or fetched.
+  bool is_logged() const { return id > 0 && !kind.empty() && !foreign; }
+  bool foreign = false;      // no "source"/"kind": a user's own trigger
+};
+
+// Parses payloads into Events, reusing its buffers across calls. Not thread-safe.
+class EventParser {
+ public:
+  EventParser();
+  ~EventParser();
+  EventParser(const EventParser&) = delete;
+  EventParser& operator=(const EventParser&) = delete;
+
+  // `payload` must be one JSON object. Unknown fields are kept in `json`; a
+  // non-object, invalid JSON or trailing content is an error.
+  Result<Event> Parse(std::string_view payload);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace reactor
