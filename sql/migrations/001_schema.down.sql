@@ -40,6 +40,7 @@ $$;
 -- tables' defaults, indexes and triggers use.
 DROP FUNCTION IF EXISTS reactor.detach(regclass);
 DROP FUNCTION IF EXISTS reactor.attach(regclass, text, text, text, text);
+DROP FUNCTION IF EXISTS reactor.drop_event_triggers(regclass);
 DROP FUNCTION IF EXISTS reactor.job_event_trigger() CASCADE;
 DROP FUNCTION IF EXISTS reactor.emit_event(regclass, text, jsonb, text, text, text, text, text);
 DROP FUNCTION IF EXISTS reactor.first_column(regclass, text[]);

@@ -111,14 +111,15 @@ CREATE TRIGGER scheduler_config_keep_truncate
   BEFORE TRUNCATE ON reactor.scheduler_config
   FOR EACH STATEMENT EXECUTE FUNCTION reactor.scheduler_config_keep();
 
--- Column defaults of scheduled_jobs follow the configured retry policy.
+-- Column defaults of scheduled_jobs follow the configured retry policy. They run as their
+-- owner so that inserting a job needs no right to read the configuration.
 CREATE FUNCTION reactor.default_retry_max_attempts() RETURNS integer
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
   SELECT coalesce((SELECT default_retry_max_attempts FROM reactor.scheduler_config WHERE id = 1), 3)
 $$;
 
 CREATE FUNCTION reactor.default_retry_backoff_seconds() RETURNS integer
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
   SELECT coalesce((SELECT default_retry_backoff_seconds FROM reactor.scheduler_config WHERE id = 1), 60)
 $$;
 
@@ -725,7 +726,8 @@ DECLARE
   payload jsonb;
   note text;
 BEGIN
-  SELECT c.relname INTO source FROM pg_class c WHERE c.oid = src;
+  -- A partition's rows are events of the partitioned table that was attached.
+  SELECT c.relname INTO source FROM pg_class c WHERE c.oid = coalesce(pg_partition_root(src), src);
   IF NOT (row_data ? id_column) OR NOT (row_data ? status_column) THEN
     RAISE EXCEPTION 'reactor: table % is attached with id column % and status column %, but it has no column %',
                     src, quote_ident(id_column), quote_ident(status_column),
@@ -845,6 +847,25 @@ REVOKE EXECUTE ON FUNCTION reactor.emit_event(regclass, text, jsonb, text, text,
 -- Creating a trigger needs EXECUTE on its function: only those who may attach tables.
 REVOKE EXECUTE ON FUNCTION reactor.job_event_trigger() FROM PUBLIC;
 
+-- Drops the event triggers of `tbl`; true when there were any. (Checked first: DROP
+-- TRIGGER IF EXISTS would send a notice for each missing one.)
+CREATE FUNCTION reactor.drop_event_triggers(tbl regclass) RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  name text;
+  found_any boolean := false;
+BEGIN
+  FOR name IN SELECT t.tgname FROM pg_catalog.pg_trigger t
+               WHERE t.tgrelid = tbl AND NOT t.tgisinternal
+                 AND t.tgname IN ('reactor_job_event_insert', 'reactor_job_event_update')
+  LOOP
+    EXECUTE format('DROP TRIGGER %I ON %s', name, tbl);
+    found_any := true;
+  END LOOP;
+  RETURN found_any;
+END
+$$;
+
 -- Makes `tbl` produce events (its triggers reactor_job_event_insert and
 -- reactor_job_event_update). Attaching an attached table again replaces its settings.
 CREATE FUNCTION reactor.attach(tbl regclass, id_column text DEFAULT 'id',
@@ -903,8 +924,7 @@ BEGIN
   args := format('%L, %L, %L, %L', id_column, status_column,
                  coalesce(nullif(user_column, ''), ''), coalesce(nullif(type_column, ''), ''));
 
-  EXECUTE format('DROP TRIGGER IF EXISTS reactor_job_event_insert ON %s', tbl);
-  EXECUTE format('DROP TRIGGER IF EXISTS reactor_job_event_update ON %s', tbl);
+  PERFORM reactor.drop_event_triggers(tbl);
   EXECUTE format('CREATE TRIGGER reactor_job_event_insert AFTER INSERT ON %s '
                  'FOR EACH ROW EXECUTE FUNCTION reactor.job_event_trigger(%s)', tbl, args);
   EXECUTE format('CREATE TRIGGER reactor_job_event_update AFTER UPDATE ON %s '
@@ -933,12 +953,7 @@ BEGIN
   IF tbl IS NULL THEN
     RAISE EXCEPTION 'reactor.detach: tbl must not be NULL' USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
-                  WHERE t.tgrelid = tbl
-                    AND t.tgname IN ('reactor_job_event_insert', 'reactor_job_event_update'))
-    INTO had_trigger;
-  EXECUTE format('DROP TRIGGER IF EXISTS reactor_job_event_insert ON %s', tbl);
-  EXECUTE format('DROP TRIGGER IF EXISTS reactor_job_event_update ON %s', tbl);
+  had_trigger := reactor.drop_event_triggers(tbl);
   DELETE FROM reactor.watched_tables w WHERE w.tbl = detach.tbl;
   had_row := FOUND;
   IF NOT had_row AND NOT had_trigger THEN
