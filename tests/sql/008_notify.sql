@@ -2,7 +2,7 @@
 -- session commits, then its notifications are read with dblink_get_notify. Also the
 -- truncated form above 7900 bytes, the channel setting, and what a reader of the log
 -- needs to tell "not yet committed" from "never".
-SELECT plan(34);
+SELECT plan(35);
 
 CREATE EXTENSION IF NOT EXISTS dblink;
 SELECT format('host=%s port=%s dbname=%s user=%s',
@@ -173,7 +173,14 @@ SELECT ok((SELECT max(id) FROM reactor.job_events WHERE job_id = 'fast') IS NOT 
 SELECT ok(:'slow_txid'::xid8 IN (SELECT pg_snapshot_xip(pg_current_snapshot()))
           AND pg_snapshot_xmin(pg_current_snapshot()) <= :'slow_txid'::xid8,
           'the reader''s snapshot lists the open writer: events with txid >= its xmin are not settled');
+-- The reader of docs/events.md: highest id seen, and the in-progress list of that read
+SELECT max(id) AS last_id, (SELECT array_agg(x)::text FROM pg_snapshot_xip(pg_current_snapshot()) AS x) AS prev_xip
+  FROM reactor.job_events \gset
 SELECT dblink_exec('slow', 'COMMIT') \gset
+SELECT results_eq(format($$SELECT job_id FROM reactor.job_events WHERE id > %s OR txid = ANY (%L::xid8[]) ORDER BY id$$,
+                         :last_id, :'prev_xip'),
+                  $$VALUES ('slow')$$,
+                  'the next read (id > last seen, or txid in the last in-progress list) returns exactly the late event');
 SELECT ok((SELECT id FROM reactor.job_events WHERE job_id = 'slow') < (SELECT id FROM reactor.job_events WHERE job_id = 'fast')
           AND (SELECT txid FROM reactor.job_events WHERE job_id = 'slow') = :'slow_txid'::xid8,
           'after its commit the lower id appears, with the txid of its transaction');
