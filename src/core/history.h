@@ -18,6 +18,7 @@ namespace reactor {
 // One event as published: its routing fields and its encoded WebSocket frame, built
 // once and shared by every recipient and by the history.
 struct Published {
+  uint64_t seq = 0;   // position in this process's stream (1, 2, 3, ...)
   Event event;
   std::string frame;  // complete server->client frame: header + {"type":"event",...}
 };
