@@ -19,6 +19,7 @@ namespace reactor {
 // once and shared by every recipient and by the history.
 struct Published {
   uint64_t seq = 0;   // position in this process's stream (1, 2, 3, ...)
+  uint64_t received_ns = 0;  // steady clock when it entered the hub (latency metric)
   Event event;
   std::string frame;  // complete server->client frame: header + {"type":"event",...}
 };

@@ -124,7 +124,7 @@ void Hub::SendControl(Session& s, std::string json) {
   Send(s, TextFrame(json), false);
 }
 
-bool Hub::Send(Session& s, FrameRef f, bool event) {
+bool Hub::Send(Session& s, FrameRef f, bool event, uint64_t stamp_ns) {
   if (s.closing_) return false;
   size_t size = f->size();
   if (s.out_.bytes() + s.inflight_bytes + size > config_.max_queue_bytes) {
@@ -136,7 +136,7 @@ bool Hub::Send(Session& s, FrameRef f, bool event) {
     return false;
   }
   bool was_empty = s.out_.empty();
-  s.out_.Push(std::move(f));
+  s.out_.Push(std::move(f), stamp_ns);
   stats_.bytes += size;
   if (event) ++stats_.frames;
   if (was_empty && hooks_.wake) hooks_.wake(s);
@@ -146,6 +146,8 @@ bool Hub::Send(Session& s, FrameRef f, bool event) {
 void Hub::Publish(Event&& ev) {
   auto p = std::make_shared<Published>();
   p->seq = ++seq_;
+  p->received_ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                       std::chrono::steady_clock::now().time_since_epoch()).count());
   p->event = std::move(ev);
   p->frame = ws::EncodeFrame(ws::Opcode::kText, EventMessage(p->event.json));
   if (p->event.id > 0) last_id_ = std::max(last_id_, p->event.id);
@@ -174,7 +176,7 @@ void Hub::Route(Session& s, const PublishedRef& p, const FrameRef& frame) {
     bool pending_now = std::any_of(s.subs_.begin(), s.subs_.end(), [](const auto& x) { return x.pending; });
     if (pending_now) s.sent_while_pending_.insert(p->seq);
   }
-  Send(s, frame, true);
+  Send(s, frame, true, p->received_ns);
 }
 
 void Hub::OnText(Session& s, std::string_view text) {

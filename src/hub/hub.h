@@ -136,7 +136,8 @@ class Hub {
  private:
   FrameRef TextFrame(std::string_view json);
   void SendControl(Session& s, std::string json);
-  bool Send(Session& s, FrameRef f, bool event);  // false: the session is closing
+  // `stamp_ns` (live events only) feeds the latency metric. False: the session is closing.
+  bool Send(Session& s, FrameRef f, bool event, uint64_t stamp_ns = 0);
   void Route(Session& s, const PublishedRef& p, const FrameRef& frame);
   void ResumeFromDatabase(Session& s, const std::string& sub_id, int64_t since);
   void TakeSnapshot(Session& s, const std::string& sub_id);
