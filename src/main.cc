@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "app/options.h"
+#include "app/serve.h"
 #include "core/embedded.h"
 #include "pg/conninfo.h"
 #include "pg/migrate.h"
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
     case reactor::Command::kMigrate:
       return RunMigrate(o);
     case reactor::Command::kServe:
+      return reactor::RunServe(o);
     case reactor::Command::kReplay:
     case reactor::Command::kExit:
       break;

@@ -652,7 +652,11 @@ CREATE TABLE reactor.job_events (
   created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
   -- Ids are taken before commit, so a lower id can become visible after a higher one; the
   -- writing transaction lets a reader tell "not yet committed" from "never".
-  txid xid8 NOT NULL DEFAULT pg_current_xact_id()
+  txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+  -- The oldest transaction still running when this row was written: every event that
+  -- commits after this one has txid >= horizon, so a subscriber resuming after this event
+  -- is served `WHERE txid >= horizon` (docs/delivery.md).
+  horizon xid8 NOT NULL DEFAULT pg_snapshot_xmin(pg_current_snapshot())
 );
 
 COMMENT ON TABLE reactor.job_events IS

@@ -66,3 +66,18 @@ TEST_CASE("ParseOptions: commands, defaults and usage errors") {
   CHECK(replay.command == reactor::Command::kReplay);
   CHECK(replay.statuses.size() == 2);
 }
+
+#include "core/rate_limit.h"
+
+TEST_CASE("RateLimiter passes one line per interval and counts the rest") {
+  reactor::RateLimiter r(10000);
+  uint64_t suppressed = 99;
+  CHECK(r.Allow(1000, &suppressed));
+  CHECK(suppressed == 0);
+  CHECK_FALSE(r.Allow(2000, &suppressed));
+  CHECK_FALSE(r.Allow(10999, &suppressed));
+  CHECK(r.Allow(11000, &suppressed));
+  CHECK(suppressed == 2);
+  CHECK(r.Allow(50000, &suppressed));
+  CHECK(suppressed == 0);
+}

@@ -1,7 +1,7 @@
 -- The schema of 001_schema.sql: tables, columns, defaults, constraints, indexes, the
 -- singleton configuration and the updated_at trigger.
 BEGIN;
-SELECT plan(109);
+SELECT plan(111);
 
 -- Tables and columns
 SELECT has_table('reactor', t, 'table reactor.' || t || ' exists')
@@ -22,7 +22,7 @@ SELECT columns_are('reactor', 'scheduler_config', ARRAY[
   'pending_ttl_seconds', 'created_at', 'updated_at']);
 SELECT columns_are('reactor', 'job_events', ARRAY[
   'id', 'job_id', 'source', 'kind', 'status', 'old_status', 'user_id', 'job_type', 'payload',
-  'created_at', 'txid']);
+  'created_at', 'txid', 'horizon']);
 SELECT columns_are('reactor', 'watched_tables', ARRAY[
   'tbl', 'id_column', 'status_column', 'user_column', 'type_column', 'attached_at']);
 
@@ -37,9 +37,10 @@ SELECT col_type_is('reactor', 'scheduled_jobs', 'scheduled_for', 'timestamp with
 SELECT col_type_is('reactor', 'job_executions', 'id', 'integer', 'job_executions.id is an integer');
 SELECT col_type_is('reactor', 'job_events', 'id', 'bigint', 'job_events.id is a bigint');
 SELECT col_type_is('reactor', 'job_events', 'txid', 'xid8', 'job_events.txid is xid8');
+SELECT col_type_is('reactor', 'job_events', 'horizon', 'xid8', 'job_events.horizon is xid8');
 SELECT col_type_is('reactor', 'job_events', 'payload', 'jsonb', 'job_events.payload is jsonb');
 SELECT col_not_null('reactor', 'job_events', c, 'job_events.' || c || ' is NOT NULL')
-  FROM unnest(ARRAY['job_id', 'source', 'kind', 'payload', 'created_at', 'txid']) AS c;
+  FROM unnest(ARRAY['job_id', 'source', 'kind', 'payload', 'created_at', 'txid', 'horizon']) AS c;
 SELECT col_type_is('reactor', 'watched_tables', 'tbl', 'regclass', 'watched_tables.tbl is a regclass');
 SELECT col_is_pk('reactor', 'watched_tables', 'tbl', 'watched_tables is keyed by table');
 

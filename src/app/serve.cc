@@ -1,0 +1,123 @@
+#include "app/serve.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <uv.h>
+
+#include <chrono>
+#include <memory>
+
+#include "core/rate_limit.h"
+#include "core/sequencer.h"
+#include "pg/pg_connection.h"
+
+namespace reactor {
+namespace {
+
+int64_t UnixMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+class Server {
+ public:
+  Server(uv_loop_t* loop, const Options& o)
+      : loop_(loop),
+        options_(o),
+        sequencer_([this](Event&& ev) { OnEvent(std::move(ev)); },
+                   [this](int64_t id) { conn_->Fetch(id); }),
+        parse_log_(10000) {
+    pg::ConnectionConfig cfg;
+    cfg.conninfo = o.database_url;
+    cfg.channel = o.channel;
+    conn_ = std::make_unique<pg::PgConnection>(loop_, cfg, sequencer_);
+    conn_->set_batch_observer([this] { OnBatch(); });
+    for (auto* s : {&sigint_, &sigterm_, &sighup_}) {
+      uv_signal_init(loop_, s);
+      s->data = this;
+    }
+  }
+
+  Status Start() {
+    uv_signal_start(&sigint_, SignalCb, SIGINT);
+    uv_signal_start(&sigterm_, SignalCb, SIGTERM);
+    uv_signal_start(&sighup_, SignalCb, SIGHUP);
+    conn_->Start();
+    return Status::Ok();
+  }
+
+ private:
+  void OnEvent(Event&& ev) {
+    int64_t now = UnixMillis();
+    spdlog::trace("event {} {} {} {}", ev.id, ev.kind, ev.job_id, ev.status);
+    (void)now;
+  }
+
+  void OnBatch() {
+    uint64_t errors = sequencer_.stats().parse_errors;
+    if (errors != parse_errors_logged_) {
+      uint64_t suppressed = 0;
+      if (parse_log_.Allow(uv_now(loop_), &suppressed)) {
+        spdlog::warn("dropped a payload on channel {}: {} ({} dropped in all{})", options_.channel,
+                     sequencer_.last_parse_error(), errors,
+                     suppressed ? ", " + std::to_string(suppressed) + " not logged" : "");
+      }
+      parse_errors_logged_ = errors;
+    }
+  }
+
+  static void SignalCb(uv_signal_t* s, int signum) {
+    auto* self = static_cast<Server*>(s->data);
+    if (signum == SIGHUP) {
+      spdlog::info("SIGHUP: reopening files");
+      return;
+    }
+    self->Stop(signum == SIGINT ? "SIGINT" : "SIGTERM");
+  }
+
+  void Stop(const char* why) {
+    if (stopping_) return;
+    stopping_ = true;
+    spdlog::info("stopping ({})", why);
+    conn_->Close([this] {
+      for (auto* s : {&sigint_, &sigterm_, &sighup_}) {
+        uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
+      }
+    });
+  }
+
+  uv_loop_t* loop_;
+  const Options& options_;
+  DeliverySequencer sequencer_;
+  std::unique_ptr<pg::PgConnection> conn_;
+  uv_signal_t sigint_, sigterm_, sighup_;
+  bool stopping_ = false;
+  RateLimiter parse_log_;
+  uint64_t parse_errors_logged_ = 0;
+};
+
+}  // namespace
+
+int RunServe(const Options& options) {
+  signal(SIGPIPE, SIG_IGN);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  int code = 0;
+  {
+    Server server(&loop, options);
+    if (auto st = server.Start(); !st) {
+      spdlog::error("{}", st.message());
+      code = 1;
+    } else {
+      uv_run(&loop, UV_RUN_DEFAULT);
+    }
+  }
+  if (uv_loop_close(&loop) != 0) {
+    spdlog::error("internal: handles left open at exit");
+    code = code ? code : 1;
+  }
+  return code;
+}
+
+}  // namespace reactor

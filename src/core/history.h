@@ -1,0 +1,54 @@
+// The last N delivered events, in stream order, for resuming subscribers (`since`).
+// Each entry is shared with the fan-out (encode once; the ring holds a reference).
+// Pure; loop thread only.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/event.h"
+
+namespace reactor {
+
+// One event as published: its routing fields and its encoded WebSocket frame, built
+// once and shared by every recipient and by the history.
+struct Published {
+  uint64_t seq = 0;   // position in this process's stream (1, 2, 3, ...)
+  uint64_t received_ns = 0;  // steady clock when it entered the hub (latency metric)
+  Event event;
+  std::string frame;  // complete server->client frame: header + {"type":"event",...}
+};
+using PublishedRef = std::shared_ptr<const Published>;
+
+class HistoryRing {
+ public:
+  explicit HistoryRing(size_t capacity) : capacity_(capacity) {}
+
+  void Push(PublishedRef p);
+
+  // Everything delivered after the event `since_id`, in stream order; nullopt when that
+  // id is not (or no longer) in the ring. An id of 0 means "from the beginning of the
+  // ring" only when the ring has never evicted anything.
+  std::optional<std::vector<PublishedRef>> After(int64_t since_id) const;
+
+  bool Contains(int64_t id) const { return positions_.count(id) != 0; }
+  size_t size() const { return entries_.size(); }
+  size_t capacity() const { return capacity_; }
+  int64_t last_id() const { return last_id_; }
+  bool evicted() const { return evicted_; }
+
+ private:
+  size_t capacity_;
+  std::deque<PublishedRef> entries_;
+  uint64_t first_seq_ = 0;  // stream position of entries_.front()
+  std::unordered_map<int64_t, uint64_t> positions_;  // id -> stream position
+  int64_t last_id_ = 0;
+  bool evicted_ = false;
+};
+
+}  // namespace reactor

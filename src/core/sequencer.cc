@@ -1,0 +1,160 @@
+#include "core/sequencer.h"
+
+#include <algorithm>
+#include <cassert>
+
+namespace reactor {
+
+DeliverySequencer::DeliverySequencer(DeliverFn deliver, FetchFn fetch, size_t prune_threshold)
+    : deliver_(std::move(deliver)),
+      fetch_(std::move(fetch)),
+      base_prune_(prune_threshold),
+      prune_at_(prune_threshold) {}
+
+DeliverySequencer::CatchUpParams DeliverySequencer::BeginCatchUp(CatchUpMode mode) {
+  assert(!in_flight_);
+  in_flight_ = true;
+  mode_ = mode;
+  ++generation_;
+  CatchUpParams p;
+  p.threshold = horizon_;
+  p.seen_ids.reserve(seen_.size());
+  for (const auto& [id, gen] : seen_) p.seen_ids.push_back(id);
+  return p;
+}
+
+void DeliverySequencer::OnCatchUpLost() {
+  in_flight_ = false;
+}
+
+void DeliverySequencer::OnCatchUpResult(uint64_t horizon, const std::vector<Row>& rows) {
+  assert(in_flight_);
+  const CatchUpMode mode = mode_;
+  in_flight_ = false;
+
+  // Rows first: in id order, which per job is commit order, and all of them committed
+  // before anything still held (held events committed after the read's snapshot or are
+  // duplicates of rows).
+  for (const Row& row : rows) {
+    auto it = seen_.find(row.id);
+    if (it != seen_.end()) continue;
+    // Unseen rows are delivered now even when live (kPrune): the horizon moves past
+    // them, so if the connection dropped before their notification arrived no later
+    // read would return them. Their notification may still arrive: remember the id
+    // through the next read too. Per job this keeps commit order, since a row whose
+    // notification has not arrived committed after every notification that has.
+    seen_[row.id] = generation_ + 1;
+    if (mode == CatchUpMode::kInitial) continue;  // before the stream began
+    if (!row.payload) continue;                   // cannot happen: unseen ids get payloads
+    auto ev = parser_.Parse(*row.payload);
+    if (!ev) {
+      ++stats_.parse_errors;
+      last_parse_error_ = "job_events row " + std::to_string(row.id) + ": " + ev.error();
+      continue;
+    }
+    ++stats_.recovered;
+    Enqueue(std::move(*ev));
+  }
+
+  // Keep what a later read (threshold = horizon) can return again, ids admitted while
+  // this read was in flight (committed after its snapshot, so not among its rows), and
+  // recovered ids whose notification may still arrive.
+  std::unordered_map<int64_t, uint64_t> keep;
+  for (const Row& row : rows) {
+    if (row.txid >= horizon) {
+      auto it = seen_.find(row.id);
+      if (it != seen_.end()) keep.emplace(*it);
+    }
+  }
+  for (const auto& [id, gen] : seen_) {
+    if (gen >= generation_) keep.emplace(id, gen);
+  }
+  seen_.swap(keep);
+  horizon_ = horizon;
+  started_ = true;
+  prune_at_ = std::max(base_prune_, seen_.size() * 2);
+
+  while (!held_.empty()) {
+    Event ev = std::move(held_.front());
+    held_.pop_front();
+    Admit(std::move(ev));
+  }
+  Drain();
+}
+
+void DeliverySequencer::OnNotification(std::string_view payload) {
+  auto ev = parser_.Parse(payload);
+  if (!ev) {
+    ++stats_.parse_errors;
+    last_parse_error_ = ev.error();
+    return;
+  }
+  if (in_flight_ && mode_ != CatchUpMode::kPrune) {
+    held_.push_back(std::move(*ev));
+    return;
+  }
+  Admit(std::move(*ev));
+  Drain();
+}
+
+void DeliverySequencer::Admit(Event&& ev) {
+  if (ev.is_logged()) {
+    auto [it, inserted] = seen_.try_emplace(ev.id, generation_);
+    if (!inserted) {
+      ++stats_.duplicates_dropped;
+      it->second = std::max(it->second, generation_);
+      return;
+    }
+  }
+  Enqueue(std::move(ev));
+}
+
+void DeliverySequencer::Enqueue(Event&& ev) {
+  bool fetch = ev.truncated && ev.is_logged();
+  int64_t id = ev.id;
+  out_.push_back(Item{std::move(ev), fetch});
+  if (fetch) {
+    ++stats_.fetches;
+    fetch_(id);
+  }
+}
+
+void DeliverySequencer::OnFetched(int64_t id, std::optional<std::string_view> payload) {
+  for (Item& item : out_) {
+    if (!item.awaiting_fetch || item.event.id != id) continue;
+    item.awaiting_fetch = false;
+    if (payload) {
+      auto ev = parser_.Parse(*payload);
+      if (ev && ev->id == id) {
+        item.event = std::move(*ev);
+      } else {
+        ++stats_.parse_errors;
+        last_parse_error_ = "job_events row " + std::to_string(id) + " payload: " +
+                            (ev ? std::string("id mismatch") : ev.error());
+      }
+    }
+    // A row that is gone (retention) is delivered in its truncated form.
+    break;
+  }
+  Drain();
+}
+
+std::vector<int64_t> DeliverySequencer::PendingFetches() const {
+  std::vector<int64_t> ids;
+  for (const Item& item : out_) {
+    if (item.awaiting_fetch) ids.push_back(item.event.id);
+  }
+  return ids;
+}
+
+void DeliverySequencer::Drain() {
+  while (!out_.empty() && !out_.front().awaiting_fetch) {
+    Event ev = std::move(out_.front().event);
+    out_.pop_front();
+    if (ev.id > last_id_ && ev.is_logged()) last_id_ = ev.id;
+    ++stats_.delivered;
+    deliver_(std::move(ev));
+  }
+}
+
+}  // namespace reactor

@@ -1,0 +1,126 @@
+// DeliverySequencer: turns NOTIFY doorbells and catch-up reads of reactor.job_events
+// into one stream in which no event is lost, none is delivered twice, and per job the
+// order is the commit order. Pure: the caller (PgConnection) does the I/O and feeds
+// results in; time and transaction ids are plain numbers. docs/delivery.md explains why
+// the method is sound.
+//
+// The catch-up query this pairs with (see CatchUpSql()) returns, in one snapshot S:
+//   horizon h = pg_snapshot_xmin(S), and every committed row with txid >= threshold,
+//   ordered by id, with its payload unless the id was already seen.
+// Any transaction that commits after S has an xid >= h, so "txid >= h" is a superset of
+// everything S could not see. Rows are deduplicated by id against `seen`, which only
+// needs to hold ids with txid >= the current horizon (plus two generations of recent
+// ones whose notification may still be in flight).
+//
+// Threading: single thread (the loop). Not copyable.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/event.h"
+
+namespace reactor {
+
+class DeliverySequencer {
+ public:
+  enum class CatchUpMode {
+    kInitial,    // first connection: rows mark the start of the stream, nothing delivered
+    kReconnect,  // after any loss: deliver every row not seen, hold live events meanwhile
+    kPrune,      // live and healthy: shrink `seen`; notifications keep flowing
+  };
+
+  struct Row {
+    int64_t id = 0;
+    uint64_t txid = 0;
+    std::optional<std::string> payload;  // absent when the id was in the query's seen list
+  };
+
+  struct Stats {
+    uint64_t delivered = 0;
+    uint64_t duplicates_dropped = 0;
+    uint64_t recovered = 0;   // delivered from a catch-up read rather than a notification
+    uint64_t fetches = 0;     // truncated payloads completed from the table
+    uint64_t parse_errors = 0;
+  };
+
+  using DeliverFn = std::function<void(Event&&)>;
+  using FetchFn = std::function<void(int64_t id)>;  // ask for the full payload of `id`
+
+  // `deliver` receives the stream; `fetch` is called when a truncated event needs its
+  // payload (answer with OnFetched, or OnFetchLost on a disconnect).
+  DeliverySequencer(DeliverFn deliver, FetchFn fetch, size_t prune_threshold = 16384);
+  DeliverySequencer(const DeliverySequencer&) = delete;
+  DeliverySequencer& operator=(const DeliverySequencer&) = delete;
+
+  // The connection is (re)listening: which catch-up to run now.
+  CatchUpMode NextCatchUpMode() const { return started_ ? CatchUpMode::kReconnect : CatchUpMode::kInitial; }
+  // Whether live traffic has grown `seen` enough to ask for a prune read.
+  bool WantsPrune() const { return !in_flight_ && started_ && seen_.size() > prune_at_; }
+
+  // Parameters for the catch-up query: threshold txid (nullopt = "the snapshot's own
+  // horizon", used for the first read) and the seen ids (their payloads are not sent).
+  // Marks the read as in flight; from now on live events are held if mode != kPrune.
+  struct CatchUpParams {
+    std::optional<uint64_t> threshold;
+    std::vector<int64_t> seen_ids;
+  };
+  CatchUpParams BeginCatchUp(CatchUpMode mode);
+
+  // The read's result, rows ordered by id. Releases held events after the recovered ones.
+  void OnCatchUpResult(uint64_t horizon, const std::vector<Row>& rows);
+
+  // The read was lost with the connection: held events stay held until the next read.
+  void OnCatchUpLost();
+
+  // A notification payload from the channel.
+  void OnNotification(std::string_view payload);
+
+  // The full payload of a truncated event, or nullopt when the row is gone.
+  void OnFetched(int64_t id, std::optional<std::string_view> payload);
+  // The connection dropped: every fetch in flight must be asked for again.
+  std::vector<int64_t> PendingFetches() const;
+
+  int64_t last_delivered_id() const { return last_id_; }
+  size_t seen_size() const { return seen_.size(); }
+  size_t held_size() const { return held_.size(); }
+  std::optional<uint64_t> horizon() const { return horizon_; }
+  bool catching_up() const { return in_flight_ && mode_ != CatchUpMode::kPrune; }
+  const Stats& stats() const { return stats_; }
+  // Why the last payload could not be parsed (for rate-limited logging by the caller).
+  const std::string& last_parse_error() const { return last_parse_error_; }
+
+ private:
+  struct Item {
+    Event event;
+    bool awaiting_fetch = false;
+  };
+  void Admit(Event&& ev);  // dedup + order; `ev` is known to be new
+  void Enqueue(Event&& ev);
+  void Drain();
+
+  DeliverFn deliver_;
+  FetchFn fetch_;
+  EventParser parser_;
+  size_t base_prune_;
+  size_t prune_at_;
+
+  bool started_ = false;    // an initial read has completed
+  bool in_flight_ = false;
+  CatchUpMode mode_ = CatchUpMode::kInitial;
+  uint64_t generation_ = 0;
+  std::optional<uint64_t> horizon_;
+  std::unordered_map<int64_t, uint64_t> seen_;  // id -> keep at least until this generation
+  std::deque<Event> held_;                       // live events during a catch-up
+  std::deque<Item> out_;                         // ordered output; head may await a fetch
+  int64_t last_id_ = 0;
+  Stats stats_;
+  std::string last_parse_error_;
+};
+
+}  // namespace reactor

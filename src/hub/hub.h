@@ -1,0 +1,160 @@
+// The fan-out: subscriptions, authorization, encode-once publishing, per-connection
+// bounded queues, resume (`since`) and snapshots. Pure: the WebSocket server (libuv)
+// owns connections and calls in; the hub calls back through Hooks to wake a writer, to
+// close a connection (never synchronously inside the caller's own callback: the glue
+// defers), and to query PostgreSQL.
+//
+// Threading: loop thread only.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "core/history.h"
+#include "core/status.h"
+#include "hub/auth.h"
+#include "hub/out_queue.h"
+#include "hub/protocol.h"
+
+namespace reactor::hub {
+
+using Row = std::vector<std::optional<std::string>>;
+using RowsCallback = std::function<void(Result<std::vector<Row>>)>;
+// Runs a statement; returns an error (and never calls back) when it cannot be sent.
+using QueryFn = std::function<Status(std::string sql, std::vector<std::optional<std::string>> params,
+                                     RowsCallback cb)>;
+
+class Session {
+ public:
+  Session(uint64_t id, Principal who, bool authenticated)
+      : id_(id), who_(std::move(who)), authenticated_(authenticated) {}
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  uint64_t id() const { return id_; }
+  const Principal& who() const { return who_; }
+  bool authenticated() const { return authenticated_; }
+  bool closing() const { return closing_; }
+  OutQueue& out() { return out_; }
+  // Bytes handed to a write that has not completed; they count against the limit.
+  size_t inflight_bytes = 0;
+  size_t subscriptions() const { return subs_.size(); }
+  void* glue = nullptr;  // the owning connection (opaque to the hub)
+
+ private:
+  friend class Hub;
+  struct Sub {
+    std::string id;
+    Filter filter;
+    uint64_t token = 0;              // identifies this incarnation (async results check it)
+    bool pending = false;            // snapshot or resume read in flight: hold live events
+    std::vector<PublishedRef> held;
+  };
+  Sub* Find(std::string_view id);
+
+  uint64_t id_;
+  Principal who_;
+  bool authenticated_;
+  bool closing_ = false;
+  OutQueue out_;
+  std::vector<Sub> subs_;
+  std::unordered_set<uint64_t> sent_while_pending_;  // stream seqs sent while a sub was pending
+};
+
+struct HubStats {
+  uint64_t events = 0;          // published
+  uint64_t frames = 0;          // event frames queued to connections
+  uint64_t bytes = 0;           // bytes queued to connections (all frames)
+  uint64_t control_frames = 0;
+  uint64_t slow_closes = 0;
+  uint64_t auth_failures = 0;
+  uint64_t forbidden = 0;
+  uint64_t bad_requests = 0;
+  uint64_t resumes_from_history = 0;
+  uint64_t resumes_from_database = 0;
+  uint64_t gaps = 0;
+  uint64_t snapshots = 0;
+};
+
+class Hub {
+ public:
+  struct Config {
+    size_t history = 100000;
+    size_t max_queue_bytes = 1048576;
+    std::string secret;          // empty: no authentication
+    std::string server = "reactor";
+    size_t snapshot_limit = 5000;      // rows in one snapshot
+    size_t resume_limit = 100000;      // events one database resume may return
+  };
+  struct Hooks {
+    std::function<void(Session&)> wake;                                 // output queued
+    std::function<void(Session&, uint16_t code, const std::string&)> close;  // close it soon
+    QueryFn query;                                    // may be empty (replay mode)
+    std::function<std::optional<uint64_t>()> horizon;  // the sequencer's horizon
+    std::function<void(Session&)> principal_changed;  // re-arm the expiry timer
+  };
+
+  Hub(Config config, Hooks hooks);
+  Hub(const Hub&) = delete;
+  Hub& operator=(const Hub&) = delete;
+
+  bool auth_required() const { return !config_.secret.empty(); }
+  const Config& config() const { return config_; }
+
+  // A new connection (after the upgrade); queues the welcome. The caller owns the
+  // session and must call Remove() before destroying it.
+  std::unique_ptr<Session> Open(Principal who, bool authenticated);
+  void Remove(Session* s);
+
+  void Publish(Event&& ev);
+  void OnText(Session& s, std::string_view text);
+  // The query-string shortcut and the `subscribe` op.
+  void Subscribe(Session& s, ClientMessage m);
+  // Closes the session with 1008 when its token has expired at `now_s`.
+  void CheckExpiry(Session& s, int64_t now_s);
+  // Server shutdown: a close frame to everyone.
+  void CloseAll(uint16_t code, const std::string& reason);
+
+  // Verifies a token at `now_s` (counts failures).
+  Result<Principal> Authenticate(std::string_view token, int64_t now_s);
+
+  int64_t last_event_id() const { return history_.last_id() ? history_.last_id() : last_id_; }
+  size_t sessions() const { return sessions_.size(); }
+  size_t subscriptions() const;
+  size_t history_size() const { return history_.size(); }
+  const HubStats& stats() const { return stats_; }
+  void set_last_event_id(int64_t id) { last_id_ = id; }
+  // Current time for token checks (unix seconds); replaceable in tests.
+  std::function<int64_t()> now_s;
+
+ private:
+  FrameRef TextFrame(std::string_view json);
+  void SendControl(Session& s, std::string json);
+  // `stamp_ns` (live events only) feeds the latency metric. False: the session is closing.
+  bool Send(Session& s, FrameRef f, bool event, uint64_t stamp_ns = 0);
+  void Route(Session& s, const PublishedRef& p, const FrameRef& frame);
+  void ResumeFromDatabase(Session& s, const std::string& sub_id, int64_t since);
+  void TakeSnapshot(Session& s, const std::string& sub_id);
+  // Ends a pending sub: delivers `first` (filtered) then held events not in `skip`.
+  void Release(Session& s, const std::string& sub_id, uint64_t token,
+               const std::vector<PublishedRef>& first, const std::unordered_set<int64_t>& skip);
+  Session* Live(uint64_t session_id);
+
+  Config config_;
+  Hooks hooks_;
+  HistoryRing history_;
+  uint64_t seq_ = 0;
+  uint64_t next_session_ = 1;
+  uint64_t next_token_ = 1;
+  int64_t last_id_ = 0;
+  std::unordered_map<uint64_t, Session*> sessions_;
+  HubStats stats_;
+};
+
+}  // namespace reactor::hub

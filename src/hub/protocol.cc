@@ -1,0 +1,194 @@
+#include "hub/protocol.h"
+
+#include <simdjson.h>
+
+namespace reactor::hub {
+namespace {
+
+using simdjson::ondemand::json_type;
+
+Status Bad(const std::string& what) { return Status::Error(what); }
+
+// A string or an array of strings.
+Status ReadStringSet(simdjson::ondemand::value v, const char* key, std::vector<std::string>& out) {
+  json_type t;
+  if (v.type().get(t)) return Bad(std::string("invalid ") + key);
+  if (t == json_type::string) {
+    std::string_view s;
+    if (v.get_string().get(s)) return Bad(std::string("invalid ") + key);
+    // "a,b" is accepted like the query shortcut.
+    size_t start = 0;
+    while (start <= s.size()) {
+      size_t comma = s.find(',', start);
+      if (comma == std::string_view::npos) comma = s.size();
+      if (comma > start) out.emplace_back(s.substr(start, comma - start));
+      start = comma + 1;
+    }
+    return Status::Ok();
+  }
+  if (t != json_type::array) return Bad(std::string(key) + " must be a string or an array of strings");
+  simdjson::ondemand::array arr;
+  if (v.get_array().get(arr)) return Bad(std::string("invalid ") + key);
+  for (auto item : arr) {
+    std::string_view s;
+    if (item.get_string().get(s)) return Bad(std::string(key) + " must hold strings");
+    out.emplace_back(s);
+  }
+  return Status::Ok();
+}
+
+Status ReadString(simdjson::ondemand::value v, const char* key, std::string& out) {
+  json_type t;
+  if (v.type().get(t)) return Bad(std::string("invalid ") + key);
+  if (t == json_type::null) return Status::Ok();
+  std::string_view s;
+  if (t == json_type::number) {
+    out.assign(v.raw_json_token());
+    while (!out.empty() && (out.back() == ' ' || out.back() == '\n' || out.back() == '\r' || out.back() == '\t')) out.pop_back();
+    return Status::Ok();
+  }
+  if (v.get_string().get(s)) return Bad(std::string(key) + " must be a string");
+  out.assign(s);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<ClientMessage> ParseClientMessage(std::string_view text) {
+  thread_local simdjson::ondemand::parser parser;
+  simdjson::padded_string padded(text);
+  simdjson::ondemand::document doc;
+  if (parser.iterate(padded).get(doc)) return Bad("message is not JSON");
+  simdjson::ondemand::object obj;
+  if (doc.get_object().get(obj)) return Bad("message must be a JSON object");
+
+  ClientMessage m;
+  std::string op;
+  bool has_op = false;
+  for (auto field_result : obj) {
+    simdjson::ondemand::field field;
+    if (std::move(field_result).get(field)) return Bad("message is not valid JSON");
+    std::string_view key;
+    if (field.unescaped_key().get(key)) return Bad("message is not valid JSON");
+    simdjson::ondemand::value v = field.value();
+    Status st;
+    if (key == "op") {
+      has_op = true;
+      st = ReadString(v, "op", op);
+    } else if (key == "id") {
+      st = ReadString(v, "id", m.id);
+    } else if (key == "token") {
+      st = ReadString(v, "token", m.token);
+    } else if (key == "snapshot") {
+      bool b = false;
+      if (v.get_bool().get(b)) return Bad("snapshot must be true or false");
+      m.snapshot = b;
+    } else if (key == "since") {
+      json_type t;
+      if (v.type().get(t)) return Bad("invalid since");
+      if (t != json_type::null) {
+        int64_t since = 0;
+        if (v.get_int64().get(since) || since < 0) return Bad("since must be a non-negative integer");
+        m.since = since;
+      }
+    } else if (key == "filter") {
+      json_type t;
+      if (v.type().get(t)) return Bad("invalid filter");
+      if (t == json_type::null) continue;
+      simdjson::ondemand::object f;
+      if (v.get_object().get(f)) return Bad("filter must be an object");
+      for (auto ff_result : f) {
+        simdjson::ondemand::field ff;
+        if (std::move(ff_result).get(ff)) return Bad("invalid filter");
+        std::string_view fk;
+        if (ff.unescaped_key().get(fk)) return Bad("invalid filter");
+        simdjson::ondemand::value fv = ff.value();
+        if (fk == "job_id") st = ReadString(fv, "job_id", m.filter.job_id);
+        else if (fk == "user_id") st = ReadString(fv, "user_id", m.filter.user_id);
+        else if (fk == "job_type") st = ReadStringSet(fv, "job_type", m.filter.job_types);
+        else if (fk == "status") st = ReadStringSet(fv, "status", m.filter.statuses);
+        else return Bad("unknown filter key '" + std::string(fk) + "'");
+        if (!st) return st;
+      }
+    }
+    if (!st) return st;
+  }
+  const char* rest = nullptr;
+  if (doc.current_location().get(rest) == simdjson::SUCCESS) return Bad("trailing content after the message");
+  if (!has_op) return Bad("missing op");
+  if (op == "subscribe") {
+    m.op = ClientMessage::Op::kSubscribe;
+    if (m.id.empty()) m.id = "default";
+  } else if (op == "unsubscribe") {
+    m.op = ClientMessage::Op::kUnsubscribe;
+    if (m.id.empty()) return Bad("unsubscribe needs an id");
+  } else if (op == "auth") {
+    m.op = ClientMessage::Op::kAuth;
+    if (m.token.empty()) return Bad("auth needs a token");
+  } else if (op == "ping") {
+    m.op = ClientMessage::Op::kPing;
+  } else {
+    return Bad("unknown op '" + op + "'");
+  }
+  if (m.id.size() > 256) return Bad("subscription id too long");
+  return m;
+}
+
+std::string JsonString(std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(s.size() + 2);
+  out += '"';
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out += kHex[c >> 4];
+          out += kHex[c & 15];
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += '"';
+  return out;
+}
+
+std::string WelcomeMessage(std::string_view server, int64_t last_event_id) {
+  return R"({"type":"welcome","server":)" + JsonString(server) +
+         R"(,"last_event_id":)" + std::to_string(last_event_id) + "}";
+}
+std::string SubscribedMessage(std::string_view id, int64_t last_event_id) {
+  return R"({"type":"subscribed","id":)" + JsonString(id) + R"(,"last_event_id":)" +
+         std::to_string(last_event_id) + "}";
+}
+std::string UnsubscribedMessage(std::string_view id) {
+  return R"({"type":"unsubscribed","id":)" + JsonString(id) + "}";
+}
+std::string SnapshotMessage(std::string_view id, int64_t as_of, std::string_view jobs) {
+  return R"({"type":"snapshot","id":)" + JsonString(id) + R"(,"as_of":)" + std::to_string(as_of) +
+         R"(,"jobs":)" + std::string(jobs) + "}";
+}
+std::string GapMessage(std::string_view id, int64_t after) {
+  return R"({"type":"gap","id":)" + JsonString(id) + R"(,"after":)" + std::to_string(after) + "}";
+}
+std::string ErrorMessage(std::string_view code, std::string_view message) {
+  return R"({"type":"error","code":)" + JsonString(code) + R"(,"message":)" + JsonString(message) + "}";
+}
+std::string PongMessage() { return R"({"type":"pong"})"; }
+std::string EventMessage(std::string_view event_json) {
+  std::string out;
+  out.reserve(event_json.size() + 26);
+  out += R"({"type":"event","event":)";
+  out += event_json;
+  out += '}';
+  return out;
+}
+
+}  // namespace reactor::hub

@@ -1,0 +1,41 @@
+// The WebSocket protocol's messages (CONTRACT section 5): parsing what clients send and
+// building what the server sends. Pure.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/filter.h"
+#include "core/status.h"
+
+namespace reactor::hub {
+
+struct ClientMessage {
+  enum class Op { kSubscribe, kUnsubscribe, kAuth, kPing };
+  Op op = Op::kPing;
+  std::string id;                 // subscription id (subscribe/unsubscribe)
+  Filter filter;                  // subscribe
+  std::optional<int64_t> since;   // subscribe
+  bool snapshot = false;          // subscribe
+  std::string token;              // auth
+};
+
+// Errors are client errors ("bad_request"), with a message saying what is wrong.
+Result<ClientMessage> ParseClientMessage(std::string_view text);
+
+// JSON string literal (quotes included) with the escapes JSON requires.
+std::string JsonString(std::string_view s);
+
+std::string WelcomeMessage(std::string_view server, int64_t last_event_id);
+std::string SubscribedMessage(std::string_view id, int64_t last_event_id);
+std::string UnsubscribedMessage(std::string_view id);
+std::string SnapshotMessage(std::string_view id, int64_t as_of, std::string_view jobs_json_array);
+std::string GapMessage(std::string_view id, int64_t after);
+std::string ErrorMessage(std::string_view code, std::string_view message);
+std::string PongMessage();
+// {"type":"event","event":<event_json>}
+std::string EventMessage(std::string_view event_json);
+
+}  // namespace reactor::hub

@@ -1,0 +1,128 @@
+// The reactor's one listener: HTTP/1.1 and WebSocket (RFC 6455) on libuv TCP, in the
+// reactor's loop. Thin glue: parsing and framing are the pure codecs of src/ws, fan-out
+// is the Hub; this owns sockets, timers and writes.
+//
+// Writes are coalesced: connections with queued output are flushed once per loop pass,
+// right before the loop sleeps (a uv_prepare_t): uv_try_write with several buffers,
+// then uv_write for the rest; a connection never has two writes in flight.
+//
+// Limits (each counted in Stats when it trips): connection count, header bytes,
+// handshake time (slow-loris), HTTP idle time, message size, ping/pong liveness.
+//
+// Ownership: owns every connection and handle; Close() must complete before the
+// destructor. Loop thread only.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "app/options.h"
+#include "core/status.h"
+#include "hub/hub.h"
+#include "ws/http.h"
+#include "ws/keepalive.h"
+
+namespace reactor::ws {
+
+struct ServerConfig {
+  HostPort listen;
+  size_t max_connections = 10000;
+  uint64_t handshake_timeout_ms = 10000;  // first request complete within this
+  uint64_t idle_timeout_ms = 60000;       // HTTP keep-alive connection without a request
+  uint64_t close_timeout_ms = 5000;       // closing handshake, then the socket goes
+  RequestLimits request_limits;
+  size_t max_message = 65536;
+  Keepalive::Config ping;
+};
+
+struct ServerStats {
+  uint64_t accepted = 0;
+  uint64_t rejected_over_limit = 0;
+  uint64_t http_requests = 0;
+  uint64_t upgrades = 0;
+  uint64_t upgrade_failures = 0;
+  uint64_t handshake_timeouts = 0;
+  uint64_t idle_timeouts = 0;
+  uint64_t protocol_errors = 0;
+  uint64_t ping_timeouts = 0;
+  uint64_t bytes_written = 0;
+  uint64_t writes = 0;
+  uint64_t async_writes = 0;
+  uint64_t open_http = 0;
+  uint64_t open_ws = 0;
+  // Latency from an event entering the hub to its frame fully written to a socket.
+  std::vector<uint64_t> latency_bounds_us{50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000};
+  std::vector<uint64_t> latency_counts = std::vector<uint64_t>(14, 0);
+  uint64_t latency_sum_us = 0;
+  uint64_t latency_count = 0;
+};
+
+class Server {
+ public:
+  // Answers every HTTP request that is not a WebSocket upgrade on /ws.
+  using HttpHandler = std::function<Response(const Request&)>;
+
+  Server(uv_loop_t* loop, ServerConfig config, hub::Hub& hub, HttpHandler handler);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds and listens; the address actually bound (port 0 resolved).
+  Result<HostPort> Start();
+  // Stops accepting, sends 1001 to every WebSocket, closes every connection (after a
+  // short flush), then calls `done`.
+  void Close(std::function<void()> done);
+
+  // Hub hooks (the Session's glue is its Conn). Null glue (a session still being
+  // opened) is ignored: the upgrade flushes it anyway.
+  void Wake(hub::Session& s);
+  // Sends a Close frame; waits for the peer's unless it is a slow consumer (1013).
+  void CloseSession(hub::Session& s, uint16_t code, const std::string& reason);
+  void SessionPrincipalChanged(hub::Session& s);
+
+  const ServerStats& stats() const { return stats_; }
+  size_t connections() const { return conns_.size(); }
+
+  struct Conn;
+
+ private:
+  friend struct Conn;
+  static void OnConnection(uv_stream_t* server, int status);
+  static void OnPrepare(uv_prepare_t* p);
+  void FlushAll();
+  void Flush(Conn& c);
+  void MarkDirty(Conn& c);
+  void HandleRequest(Conn& c);
+  void Upgrade(Conn& c, const Request& req);
+  void OnData(Conn& c, std::string_view data);
+  void OnWsData(Conn& c, std::string_view data);
+  void StartWsClose(Conn& c, uint16_t code, const std::string& reason, bool wait_for_peer);
+  void Destroy(Conn& c, const char* why);  // closes the socket; frees in the close cb
+  void ArmTimer(Conn& c);
+  void OnConnTimer(Conn& c);
+  void Queue(Conn& c, std::string bytes);
+  void ObserveLatency(uint64_t us);
+  void MaybeFinishClose();
+
+  uv_loop_t* loop_;
+  ServerConfig config_;
+  hub::Hub& hub_;
+  HttpHandler handler_;
+  uv_tcp_t listener_;
+  uv_prepare_t prepare_;
+  bool listening_ = false;
+  bool closing_ = false;
+  int pending_closes_ = 0;
+  std::function<void()> on_closed_;
+  std::unordered_set<Conn*> conns_;
+  std::vector<Conn*> dirty_;
+  ServerStats stats_;
+};
+
+}  // namespace reactor::ws

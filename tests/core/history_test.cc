@@ -1,0 +1,51 @@
+#include <doctest/doctest.h>
+
+#include "core/history.h"
+
+using namespace reactor;
+
+namespace {
+PublishedRef P(int64_t id) {
+  auto p = std::make_shared<Published>();
+  p->event.id = id;
+  p->frame = "f" + std::to_string(id);
+  return p;
+}
+std::vector<int64_t> Ids(const std::vector<PublishedRef>& v) {
+  std::vector<int64_t> out;
+  for (auto& p : v) out.push_back(p->event.id);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("resume returns what came after the id, in stream order, not id order") {
+  HistoryRing h(10);
+  for (int64_t id : {5, 3, 9, 4}) h.Push(P(id));  // ids commit out of order
+  auto after = h.After(3);
+  REQUIRE(after);
+  CHECK(Ids(*after) == std::vector<int64_t>{9, 4});
+  CHECK(Ids(*h.After(4)).empty());
+  CHECK(Ids(*h.After(0)) == std::vector<int64_t>{5, 3, 9, 4});
+  CHECK_FALSE(h.After(7));
+  CHECK(h.last_id() == 4);
+}
+
+TEST_CASE("evicted ids cannot be resumed from; the ring stays bounded") {
+  HistoryRing h(3);
+  for (int64_t id = 1; id <= 5; ++id) h.Push(P(id));
+  CHECK(h.size() == 3);
+  CHECK_FALSE(h.After(1));
+  CHECK_FALSE(h.After(2));
+  CHECK_FALSE(h.After(0));  // the beginning is gone
+  REQUIRE(h.After(3));
+  CHECK(Ids(*h.After(3)) == std::vector<int64_t>{4, 5});
+}
+
+TEST_CASE("foreign events (id 0) are kept in order but cannot be resumed from") {
+  HistoryRing h(5);
+  h.Push(P(1));
+  h.Push(P(0));
+  h.Push(P(2));
+  CHECK(Ids(*h.After(1)) == std::vector<int64_t>{0, 2});
+  CHECK(h.last_id() == 2);
+}

@@ -1,0 +1,59 @@
+// Payloads the channel can carry besides ordinary events: oversize events (sent
+// truncated, completed from reactor.job_events), garbage, and a foreign trigger's object.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { freshDatabase, connect, startReactor, readJournal, eventually, tempDir } from './lib.mjs';
+
+test('oversize, garbage and foreign payloads', { timeout: 60000 }, async () => {
+  const url = await freshDatabase('payloads');
+  const journal = path.join(tempDir(), 'journal.ndjson');
+  const reactor = startReactor(['serve', '--database-url', url, '--listen', '127.0.0.1:0',
+    '--record', journal, '--no-scheduler']);
+  await reactor.ready;
+  const db = await connect(url);
+
+  // A 50 KB result: the notification is truncated, the journal gets the whole event.
+  await db.query(`INSERT INTO reactor.scheduled_jobs (id, job_type, user_id, frequency_type, frequency_config)
+                  VALUES ('big', 'export', 'u1', 'once', '{}')`);
+  const exec = (await db.query(`SELECT reactor.start_job('big', 'manual') AS e`)).rows[0].e;
+  const blob = 'x'.repeat(50 * 1024);
+  await db.query(`SELECT reactor.complete_job('big', $1, jsonb_build_object('blob', $2::text))`, [exec, blob]);
+  const row = (await db.query(`SELECT id::int AS id, payload::text AS p, octet_length(payload::text) AS n
+                               FROM reactor.job_events WHERE job_id = 'big' AND status = 'completed'`)).rows[0];
+  assert.ok(row.n > 50000);
+
+  // Garbage, then a foreign object, then an ordinary event: the stream goes on.
+  await db.query(`SELECT pg_notify('job_status_changed', 'this is not json')`);
+  await db.query(`SELECT pg_notify('job_status_changed', '[1, 2, 3]')`);
+  const foreign = '{"job_id": "q-17", "status": "processing", "progress_percent": 40, "nested": {"a": [1, "two"]}}';
+  await db.query(`SELECT pg_notify('job_status_changed', $1)`, [foreign]);
+  await db.query(`SELECT reactor.update_job_progress('big', 100, 'after the noise')`).catch(() => {});
+  await db.query(`INSERT INTO reactor.scheduled_jobs (id, job_type, frequency_type, frequency_config)
+                  VALUES ('after', 'export', 'once', '{}')`);
+
+  const entries = await eventually(async () => {
+    const j = await readJournal(journal);
+    return j.some((e) => e.event.job_id === 'after') ? j : null;
+  }, { what: 'the event after the noise' });
+
+  const big = entries.find((e) => e.event.id === row.id);
+  assert.ok(big, 'the oversize event is in the journal');
+  assert.equal(big.event.truncated, undefined);
+  assert.equal(big.event.result.blob.length, blob.length);
+  // Byte for byte what the table holds.
+  const raw = await readFile(journal, 'utf8');
+  assert.ok(raw.includes(row.p), 'the journal line carries the row payload verbatim');
+  // The foreign object passes unchanged.
+  assert.ok(raw.includes(`"event":${foreign}}`), 'foreign payload preserved byte for byte');
+  assert.equal(entries.filter((e) => e.event.job_id === 'q-17').length, 1);
+  // Garbage is dropped with a clear log line.
+  await eventually(async () => /dropped a payload on channel job_status_changed: .*(not a JSON object|invalid JSON)/.test(reactor.stderr),
+    { what: 'a log line about the garbage' });
+  assert.ok(!raw.includes('this is not json'));
+
+  await db.end();
+  const exit = await reactor.stop('SIGINT');
+  assert.equal(exit.code, 0);
+});
