@@ -150,6 +150,7 @@ bool Replayer::NextLine(std::string_view* line) {
     if (nl == std::string::npos) {
       if (skipping_ || buf_.size() - pos_ > config_.max_line_bytes) {
         if (!skipping_) {
+          ++stats_.lines;
           Report(++line_no_, fmt::format("longer than {} bytes", config_.max_line_bytes));
           skipping_ = true;
         }
@@ -166,6 +167,7 @@ bool Replayer::NextLine(std::string_view* line) {
     }
     ++line_no_;
     if (l.size() > config_.max_line_bytes) {
+      ++stats_.lines;
       Report(line_no_, fmt::format("longer than {} bytes", config_.max_line_bytes));
       continue;
     }

@@ -246,6 +246,8 @@ TEST_CASE("Replayer: an over-long line is reported with its number and skipped")
     CHECK(o.errors[0] == c.file + ":2: malformed journal line: longer than 1000 bytes");
     CHECK(o.errors[1] == c.file + ":4: malformed journal line: longer than 1000 bytes");
     CHECK(o.code == 1);
+    CHECK(o.stats.lines == 5);
+    CHECK(o.stats.malformed == 2);
   }
 }
 
