@@ -1,4 +1,4 @@
-// Helpers for the journal loop tests: a scratch directory and loop runners.
+// Shared by the journal loop tests: a scratch directory and loop runners.
 #pragma once
 
 #include <doctest/doctest.h>
