@@ -19,23 +19,6 @@ uint64_t CountLines(std::string_view bytes) {
 
 }  // namespace
 
-bool LogThrottle::Allow(uint64_t now_ms, uint64_t* suppressed) {
-  if (logged_ && now_ms - last_ms_ < interval_ms_) {
-    ++held_;
-    return false;
-  }
-  *suppressed = held_;
-  held_ = 0;
-  last_ms_ = now_ms;
-  logged_ = true;
-  return true;
-}
-
-void LogThrottle::Reset() {
-  held_ = 0;
-  logged_ = false;
-}
-
 Journal::Journal(uv_loop_t* loop, std::string path, JournalLimits limits)
     : loop_(loop),
       path_(std::move(path)),
@@ -186,7 +169,7 @@ void Journal::OnWrite(uv_fs_t* req) noexcept {
       spdlog::info("journal {}: writing again after {} failed attempt(s)", self->path_,
                    self->failures_in_a_row_);
       self->failures_in_a_row_ = 0;
-      self->error_log_.Reset();
+      self->error_log_ = RateLimiter(self->limits_.error_log_interval_ms);
     }
   }
   self->Advance();
@@ -251,7 +234,7 @@ void Journal::OnFileOpened(uv_fs_t* req) noexcept {
       spdlog::info("journal {}: open again after {} failed attempt(s)", self->path_,
                    self->failures_in_a_row_);
       self->failures_in_a_row_ = 0;
-      self->error_log_.Reset();
+      self->error_log_ = RateLimiter(self->limits_.error_log_interval_ms);
     }
   }
   self->Advance();

@@ -22,6 +22,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/rate_limit.h"
 #include "core/status.h"
 
 namespace reactor::journal {
@@ -41,24 +42,6 @@ struct JournalStats {
   uint64_t bytes_dropped = 0;
   uint64_t bytes_buffered = 0;  // accepted, not yet written
   uint64_t reopens = 0;         // successful Reopen()s
-};
-
-// Lets a repeated log line through at most once per interval and counts the rest. Pure:
-// the caller passes the time.
-class LogThrottle {
- public:
-  explicit LogThrottle(uint64_t interval_ms) : interval_ms_(interval_ms) {}
-  // True when a line may be logged at now_ms; *suppressed is then how many were held
-  // back since the previous one (and the count restarts).
-  bool Allow(uint64_t now_ms, uint64_t* suppressed);
-  // Forget the history: the next Allow() passes (used when the condition cleared).
-  void Reset();
-
- private:
-  uint64_t interval_ms_;
-  uint64_t last_ms_ = 0;
-  uint64_t held_ = 0;
-  bool logged_ = false;
 };
 
 class Journal {
@@ -148,8 +131,8 @@ class Journal {
 
   JournalStats stats_;
   uint64_t failures_in_a_row_ = 0;
-  LogThrottle error_log_;
-  LogThrottle drop_log_;
+  RateLimiter error_log_;
+  RateLimiter drop_log_;
 };
 
 }  // namespace reactor::journal

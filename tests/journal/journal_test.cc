@@ -23,7 +23,6 @@ using reactor::journal::FormatJournalLine;
 using reactor::journal::Journal;
 using reactor::journal::JournalLimits;
 using reactor::journal::JournalStats;
-using reactor::journal::LogThrottle;
 
 namespace {
 
@@ -48,21 +47,6 @@ JournalLimits FastLimits() {
 }
 
 }  // namespace
-
-TEST_CASE("LogThrottle lets one line through per interval and counts the rest") {
-  LogThrottle t(10000);
-  uint64_t suppressed = 99;
-  CHECK(t.Allow(5, &suppressed));
-  CHECK(suppressed == 0);
-  CHECK_FALSE(t.Allow(6, &suppressed));
-  CHECK_FALSE(t.Allow(10004, &suppressed));
-  CHECK(t.Allow(10005, &suppressed));
-  CHECK(suppressed == 2);
-  CHECK_FALSE(t.Allow(10006, &suppressed));
-  t.Reset();
-  CHECK(t.Allow(10007, &suppressed));
-  CHECK(suppressed == 0);
-}
 
 TEST_CASE("Journal: lines appended then Close -> the file holds exactly those lines") {
   TempDir dir;
