@@ -116,8 +116,16 @@ Options ParseOptions(int argc, const char* const* argv) {
   o.job_types = SplitCommas(job_types);
   o.statuses = SplitCommas(statuses);
 
+  auto open_listen = [&o] {
+    return o.jwt_secret.empty() && !o.allow_anonymous && !IsLoopbackHost(o.listen.host);
+  };
+  const std::string open_listen_msg =
+      "--listen " + o.listen.host +
+      " is not loopback and no --jwt-secret is set; pass --allow-anonymous to serve every event "
+      "to anyone who connects";
   if (!o.replay_file.empty()) {
     if (serve->parsed() || migrate->parsed()) return usage("--replay cannot be combined with a command");
+    if (o.listen_given && open_listen()) return usage(open_listen_msg);
     o.command = Command::kReplay;
     return o;
   }
@@ -125,12 +133,7 @@ Options ParseOptions(int argc, const char* const* argv) {
   if (o.database_url.empty()) {
     return usage("no database: set --database-url or DATABASE_URL");
   }
-  if (o.command == Command::kServe && o.jwt_secret.empty() && !o.allow_anonymous &&
-      !IsLoopbackHost(o.listen.host)) {
-    return usage("--listen " + o.listen.host +
-                 " is not loopback and no --jwt-secret is set; pass --allow-anonymous to serve "
-                 "every event to anyone who connects");
-  }
+  if (o.command == Command::kServe && open_listen()) return usage(open_listen_msg);
   return o;
 }
 
