@@ -23,6 +23,11 @@ Frontend::Frontend(uv_loop_t* loop, const Options& options, Deps deps)
 
   ws::ServerConfig sc;
   sc.listen = options.listen;
+  sc.max_connections = options.max_connections;
+  sc.request_limits.max_header_bytes = options.max_header_bytes;
+  sc.handshake_timeout_ms = options.handshake_timeout_ms;
+  sc.idle_timeout_ms = options.idle_timeout_ms;
+  sc.ping.interval_ms = static_cast<int64_t>(options.ping_interval_ms);
   server_ = std::make_unique<ws::Server>(loop_, sc, *hub_,
                                          [this](const ws::Request& r) { return Handle(r); });
   uv_check_init(loop_, &check_);
