@@ -58,6 +58,7 @@ export class Client {
       this.ws.on('error', reject);
       this.ws.on('unexpected-response', () => reject(new Error('unexpected response')));
     });
+    this.opened.catch(() => {});  // a refusal is read through `unexpected`
   }
 
   static async open(port, opts) {
@@ -90,7 +91,7 @@ export class Client {
 
   async subscribe(id, extra = {}) {
     this.send({ op: 'subscribe', id, ...extra });
-    return this.next((m) => (m.type === 'subscribed' && m.id === id) || m.type === 'error', 15000, `subscribed ${id}`);
+    return this.after((m) => (m.type === 'subscribed' && m.id === id) || m.type === 'error', 15000, `subscribed ${id}`);
   }
 
   events() { return this.messages.filter((m) => m.type === 'event').map((m) => m.event); }
