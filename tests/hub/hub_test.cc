@@ -389,6 +389,24 @@ TEST_CASE("hub: while one subscription is held, another's live events are not se
   f.hub->Remove(s.get());
 }
 
+TEST_CASE("hub: two snapshots held at once release a shared event once") {
+  Fixture f;
+  auto s = f.Open();
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"p1","snapshot":true})");
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"p2","snapshot":true})");
+  Drain(*s);
+  REQUIRE(f.queries.size() == 2);
+  Publish(*f.hub, 1, "a", "u", "running");  // held by both
+  CHECK(EventIds(Drain(*s)).empty());
+  f.queries[0].cb(std::vector<Row>{Row{"[]", "{}"}});
+  CHECK(EventIds(Drain(*s)) == std::vector<int64_t>{1});
+  f.queries[1].cb(std::vector<Row>{Row{"[]", "{}"}});
+  CHECK(EventIds(Drain(*s)).empty());
+  Publish(*f.hub, 2, "a", "u", "completed");
+  CHECK(EventIds(Drain(*s)) == std::vector<int64_t>{2});
+  f.hub->Remove(s.get());
+}
+
 TEST_CASE("hub: CloseAll closes every open session once") {
   Fixture f;
   auto a = f.Open();
