@@ -23,6 +23,11 @@ Frontend::Frontend(uv_loop_t* loop, const Options& options, Deps deps)
 
   ws::ServerConfig sc;
   sc.listen = options.listen;
+  sc.max_connections = options.max_connections;
+  sc.request_limits.max_header_bytes = options.max_header_bytes;
+  sc.handshake_timeout_ms = options.handshake_timeout_ms;
+  sc.idle_timeout_ms = options.idle_timeout_ms;
+  sc.ping.interval_ms = static_cast<int64_t>(options.ping_interval_ms);
   server_ = std::make_unique<ws::Server>(loop_, sc, *hub_,
                                          [this](const ws::Request& r) { return Handle(r); });
   uv_check_init(loop_, &check_);
@@ -90,6 +95,10 @@ std::string Frontend::Metrics() {
   m.Counter("reactor_socket_writes_total", "Write calls (each coalesces a loop pass's frames).", s.writes);
   m.Counter("reactor_http_requests_total", "HTTP requests, upgrades included.", s.http_requests);
   m.Counter("reactor_connections_accepted_total", "TCP connections accepted.", s.accepted);
+  m.Gauge("reactor_connections", "Open connections, HTTP and WebSocket (--max-connections).",
+          static_cast<double>(s.open_http + s.open_ws));
+  m.Counter("reactor_http_request_errors_total", "Requests refused as malformed or over a limit (400, 413, 431, 505).", s.request_errors);
+  m.Counter("reactor_http_headers_too_large_total", "Requests over --max-header-bytes (431).", s.headers_too_large);
   m.Counter("reactor_connections_rejected_total", "Connections refused over the connection limit.", s.rejected_over_limit);
   m.Counter("reactor_handshake_timeouts_total", "Requests not complete in time (slow-loris).", s.handshake_timeouts);
   m.Counter("reactor_idle_timeouts_total", "Idle HTTP keep-alive connections closed.", s.idle_timeouts);
