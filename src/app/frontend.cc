@@ -103,6 +103,7 @@ std::string Frontend::Metrics() {
   m.Counter("reactor_handshake_timeouts_total", "Requests not complete in time (slow-loris).", s.handshake_timeouts);
   m.Counter("reactor_idle_timeouts_total", "Idle HTTP keep-alive connections closed.", s.idle_timeouts);
   m.Counter("reactor_ws_protocol_errors_total", "WebSocket connections failed for a protocol error.", s.protocol_errors);
+  m.Counter("reactor_ws_auth_timeouts_total", "WebSocket connections closed (1008) for not authenticating in time.", s.auth_timeouts);
   m.Counter("reactor_ws_ping_timeouts_total", "WebSocket connections closed after unanswered pings.", s.ping_timeouts);
   m.Counter("reactor_ws_upgrade_failures_total", "Refused WebSocket handshakes.", s.upgrade_failures);
   std::vector<double> bounds;

@@ -270,7 +270,8 @@ void Server::Upgrade(Conn& c, const Request& req) {
   ++stats_.open_ws;
   Queue(c, SwitchingProtocols(check.accept));
   c.phase = Conn::Phase::kWs;
-  c.deadline_ms = 0;
+  // Without a token the connection has the handshake time to send an `auth` message.
+  c.deadline_ms = authed ? 0 : uv_now(loop_) + config_.handshake_timeout_ms;
   c.frames = std::make_unique<FrameParser>(config_.max_message);
   c.keepalive = std::make_unique<Keepalive>(static_cast<int64_t>(uv_now(loop_)), config_.ping);
   c.session = hub_.Open(std::move(who), authed);
@@ -367,7 +368,10 @@ void Server::CloseSession(hub::Session& s, uint16_t code, const std::string& rea
 }
 
 void Server::SessionPrincipalChanged(hub::Session& s) {
-  if (s.glue) ArmTimer(*static_cast<Conn*>(s.glue));
+  if (!s.glue) return;
+  auto& c = *static_cast<Conn*>(s.glue);
+  if (c.phase == Conn::Phase::kWs && s.authenticated()) c.deadline_ms = 0;  // no auth deadline
+  ArmTimer(c);
 }
 
 void Server::Queue(Conn& c, std::string bytes) {
@@ -515,10 +519,19 @@ void Server::OnConnTimer(Conn& c) {
         ++stats_.idle_timeouts;
         Destroy(c, "idle");
       }
+    } else if (c.phase == Conn::Phase::kWs) {
+      // Upgraded without a token on a server that requires one, and no `auth` since.
+      c.deadline_ms = 0;
+      if (c.session && !c.session->authenticated()) {
+        ++stats_.auth_timeouts;
+        StartWsClose(c, close_code::kPolicyViolation, "no authentication in time", false);
+        return;
+      }
     } else {
       Destroy(c, "closing handshake timed out");
+      return;
     }
-    return;
+    if (c.destroying) return;
   }
   if (c.phase == Conn::Phase::kWs) {
     switch (c.keepalive->Tick(static_cast<int64_t>(now))) {

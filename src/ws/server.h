@@ -53,6 +53,7 @@ struct ServerStats {
   uint64_t headers_too_large = 0;  // of which 431 (--max-header-bytes)
   uint64_t protocol_errors = 0;
   uint64_t ping_timeouts = 0;
+  uint64_t auth_timeouts = 0;  // upgraded without a token, no `auth` within the handshake time
   uint64_t bytes_written = 0;
   uint64_t writes = 0;
   uint64_t async_writes = 0;

@@ -165,3 +165,22 @@ test('isolation: three users and an admin over 5 000 random events', { timeout: 
   console.log(`# isolation: ${rows.length} events, ${counts}, unowned=${rows.filter((r) => r.user_id === null).length}`);
   await Promise.all(Object.values(clients).map((c) => c.close()));
 });
+
+test('a connection that never authenticates is closed with 1008 after the handshake time', async () => {
+  const r = await serve(url, ['--jwt-secret', SECRET, '--handshake-timeout-ms', '700']);
+  try {
+    const silent = await Client.open(r.port);
+    const prompt = await Client.open(r.port);
+    prompt.send({ op: 'auth', token: tok('u1') });
+    const closed = await silent.closedPromise;
+    assert.equal(closed.code, 1008);
+    assert.match(closed.reason, /authentication/);
+    await sleep(800);
+    assert.equal(prompt.closed, null, 'the connection that authenticated in time stays');
+    assert.equal((await prompt.subscribe('s')).type, 'subscribed');
+    assert.equal(await metric(r.port, 'reactor_ws_auth_timeouts_total'), 1);
+    await prompt.close();
+  } finally {
+    await r.stop();
+  }
+});
