@@ -67,8 +67,10 @@ int main(int argc, char** argv) {
     while (PGnotify* n = PQnotifies(conn)) {
       last = NowNs();
       if (count++ == 0) first = last;
-      if (const char* t = n->extra ? std::strstr(n->extra, "\"t_us\":") : nullptr) {
-        lat_us.push_back(last / 1000 - std::atoll(t + 7));
+      if (const char* t = n->extra ? std::strstr(n->extra, "\"t_us\"") : nullptr) {
+        t += 6;
+        while (*t == ' ' || *t == ':') ++t;
+        lat_us.push_back(last / 1000 - std::atoll(t));
       }
       PQfreemem(n);
     }

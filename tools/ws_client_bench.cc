@@ -152,10 +152,10 @@ int main(int argc, char** argv) {
           if (c.events == expected) ++done_conns;
           if (c.sample) {
             std::string_view sv(payload, len);
-            size_t t = sv.find("\"t_us\":");
+            size_t t = sv.find("\"t_us\"");
             if (t != std::string_view::npos) {
-              size_t q = t + 7;
-              while (q < sv.size() && sv[q] == ' ') ++q;
+              size_t q = t + 6;
+              while (q < sv.size() && (sv[q] == ' ' || sv[q] == ':')) ++q;
               lat.push_back(now_us - std::atoll(std::string(sv.substr(q, 20)).c_str()));
             }
           }

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
+
 namespace reactor {
 
 Frontend::Frontend(uv_loop_t* loop, const Options& options, Deps deps)
@@ -52,8 +54,14 @@ Status Frontend::Start() {
     self->woke_ns_ = 0;
   });
   std::string host = bound->host.find(':') != std::string::npos ? "[" + bound->host + "]" : bound->host;
-  spdlog::info("listening on {}:{}{}", host, bound->port,
-               hub_->auth_required() ? " (JWT required)" : " (no authentication)");
+  // Scripts find the real port in this line, whatever --log-level says.
+  std::string line = "listening on " + host + ":" + std::to_string(bound->port) +
+                     (hub_->auth_required() ? " (JWT required)" : " (no authentication)");
+  if (spdlog::should_log(spdlog::level::info)) {
+    spdlog::info("{}", line);
+  } else {
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
   return Status::Ok();
 }
 
