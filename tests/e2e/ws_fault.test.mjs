@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { freshDatabase, connect, eventually, killReactorBackends, ROOT } from './lib.mjs';
+import { freshDatabase, connect, eventually, killReactorBackends, ROOT, statusWriter } from './lib.mjs';
 import { serve, Client, http, insertJobs, sleep } from './wslib.mjs';
 
 const run = promisify(execFile);
@@ -15,31 +15,6 @@ const pgCtl = (...args) => run(path.join(ROOT, 'tools/pg-sandbox'), ['ctl', proc
 
 const JOBS = 300;
 const CHANGES = 6000;
-
-async function writer(url, state, seed) {
-  let rnd = seed;
-  const next = () => { rnd = (rnd * 1103515245 + 12345) % 2147483648; return rnd >>> 8; };
-  let client = null;
-  while (state.committed < CHANGES) {
-    try {
-      if (!client) client = await connect(url);
-      const ids = [...new Set(Array.from({ length: 1 + (next() % 3) }, () => `f_${next() % JOBS}`))].sort();
-      await client.query('BEGIN');
-      for (const id of ids) {
-        await client.query(`UPDATE reactor.scheduled_jobs SET status = CASE status WHEN 'pending' THEN 'running'
-                              WHEN 'running' THEN 'completed' ELSE 'pending' END WHERE id = $1`, [id]);
-      }
-      await client.query('COMMIT');
-      state.committed += ids.length;
-    } catch {
-      state.errors++;
-      try { await client?.end(); } catch { /* already gone */ }
-      client = null;
-      await sleep(50);
-    }
-  }
-  try { await client?.end(); } catch { /* ignore */ }
-}
 
 test('subscribers connected through backend kills and a PostgreSQL stop/start receive every event', { timeout: 180000 }, async () => {
   const url = await freshDatabase('ws_fault');
@@ -58,7 +33,7 @@ test('subscribers connected through backend kills and a PostgreSQL stop/start re
   const clients = [all, u2, running];
 
   const state = { committed: 0, errors: 0 };
-  const writers = [1, 2, 3].map((i) => writer(url, state, 7919 * i));
+  const writers = [1, 2, 3].map((i) => statusWriter(url, state, { seed: 7919 * i, prefix: 'f_', jobs: JOBS, changes: CHANGES, sleepEvery: 0 }));
   let kills = 0;
   let stopped = false;
   const ready = [];
