@@ -1,25 +1,43 @@
--- The rollback 001_schema.down.sql applied with psql removes every object of 001 (also the
--- triggers on attached user tables, not the tables), forgets the migration, can run
--- twice, and the real `reactor migrate` then applies 001 again.
--- Paths are relative to the repository root, where tools/test runs pg_prove.
-SELECT plan(26);
-\set down_sql `cat sql/migrations/001_schema.down.sql`
+-- The rollbacks applied with psql, newest first: 002_tick.down.sql removes 002's objects
+-- and leaves 001 working; 001_schema.down.sql removes every object of 001 (also the
+-- triggers on attached user tables, not the tables), refuses while 002 is applied; both
+-- forget their migration and can run twice; the real `reactor migrate` then applies
+-- both again. Paths are relative to the repository root, where tools/test runs pg_prove.
+SELECT plan(34);
+\set down1_sql `cat sql/migrations/001_schema.down.sql`
+\set down2_sql `cat sql/migrations/002_tick.down.sql`
 
 CREATE TABLE public.user_jobs (id integer PRIMARY KEY, status text);
 SELECT reactor.attach('public.user_jobs') \gset
 INSERT INTO public.user_jobs VALUES (1, 'new');
-INSERT INTO reactor.scheduled_jobs (id, job_type) VALUES ('doomed', 't');
-SELECT is((SELECT count(*)::integer FROM reactor.schema_migrations WHERE version = 1), 1, 'before: 001 is recorded');
+INSERT INTO reactor.scheduled_jobs (id, job_type, scheduled_for) VALUES ('doomed', 't', now() - interval '1 minute');
+SELECT reactor.tick() \gset
+SELECT results_eq($$SELECT version, name FROM reactor.schema_migrations ORDER BY version$$,
+                  $$VALUES (1, '001_schema.sql'), (2, '002_tick.sql')$$, 'before: 001 and 002 are recorded');
 
--- A later migration still applied: the rollback refuses and changes nothing
-INSERT INTO reactor.schema_migrations (version, name, checksum) VALUES (99, '099_future.sql', 'x');
-SELECT throws_ok(:'down_sql', '2BP01', 'roll back the later migrations first: 099_future.sql',
-                 'the rollback of 001 refuses while a later migration is applied');
-SELECT has_table('reactor', 'scheduled_jobs', 'and leaves everything in place');
-DELETE FROM reactor.schema_migrations WHERE version = 99;
+-- 001 cannot go first
+SELECT throws_ok(:'down1_sql', '2BP01', 'roll back the later migrations first: 002_tick.sql',
+                 'the rollback of 001 refuses while 002 is applied');
+SELECT has_function('reactor', 'tick', ARRAY[]::text[], 'and leaves everything in place');
 
+-- 002
+\ir ../../sql/migrations/002_tick.down.sql
+SELECT hasnt_function('reactor', 'tick', ARRAY[]::text[], 'the rollback of 002 drops reactor.tick()');
+SELECT hasnt_function('reactor', 'notify_config', ARRAY[]::text[], 'and reactor.notify_config()');
+SELECT hasnt_table('reactor', 'due_announcements', 'and reactor.due_announcements');
+SELECT hasnt_index('reactor', 'scheduled_jobs', i, 'and index ' || i)
+  FROM unnest(ARRAY['idx_scheduled_jobs_pending_due', 'idx_scheduled_jobs_pending_expiry']) AS i;
+SELECT hasnt_trigger('reactor', 'scheduled_jobs', 'scheduled_jobs_notify_schedule', 'and the schedule doorbell');
+SELECT hasnt_trigger('reactor', 'scheduler_config', 'scheduler_config_notify', 'and the config doorbell');
+SELECT results_eq($$SELECT version FROM reactor.schema_migrations$$, $$VALUES (1)$$, '002 is forgotten, 001 is not');
+SELECT lives_ok($$SELECT reactor.start_job('doomed')$$, '001 still works without 002');
+SELECT is((SELECT status FROM reactor.job_events ORDER BY id DESC LIMIT 1), 'running', 'and still makes events');
+SET client_min_messages = warning;
+SELECT lives_ok(:'down2_sql', 'running the rollback of 002 a second time is harmless');
+RESET client_min_messages;
+
+-- 001
 \ir ../../sql/migrations/001_schema.down.sql
-
 SELECT hasnt_table('reactor', t, 'the rollback drops reactor.' || t)
   FROM unnest(ARRAY['scheduled_jobs', 'job_executions', 'scheduler_config', 'job_events', 'watched_tables']) AS t;
 SELECT is((SELECT count(*)::integer FROM pg_proc WHERE pronamespace = 'reactor'::regnamespace), 0,
@@ -31,26 +49,26 @@ SELECT set_eq($$SELECT typname::text FROM pg_type WHERE typnamespace = 'reactor'
               $$VALUES ('schema_migrations'), ('_schema_migrations')$$,
               'no type of 001 is left');
 SELECT has_schema('reactor', 'schema reactor stays (it belongs to reactor migrate)');
-SELECT is((SELECT count(*)::integer FROM reactor.schema_migrations WHERE version = 1), 0,
-          '001 is no longer recorded in reactor.schema_migrations');
+SELECT is((SELECT count(*)::integer FROM reactor.schema_migrations), 0,
+          'reactor.schema_migrations no longer records 001 or 002');
 SELECT is((SELECT count(*)::integer FROM pg_trigger WHERE tgrelid = 'public.user_jobs'::regclass AND NOT tgisinternal), 0,
           'the event triggers on the attached user table are gone');
 SELECT results_eq($$SELECT id, status FROM public.user_jobs$$, $$VALUES (1, 'new')$$,
                   'the user table itself and its rows stay');
 SELECT lives_ok($$UPDATE public.user_jobs SET status = 'done'$$, 'and it can be written without the reactor');
-
 SET client_min_messages = warning;
-SELECT lives_ok(:'down_sql', 'running the rollback a second time is harmless');
+SELECT lives_ok(:'down1_sql', 'running the rollback of 001 a second time is harmless');
 RESET client_min_messages;
 
--- Apply 001 again with the real migrate command
+-- Apply both again with the real migrate command
 \set migrate_out `build/src/reactor migrate --database-url "host=:HOST port=:PORT dbname=:DBNAME user=:USER" 2>&1; echo "exit=$?"`
-SELECT ok(:'migrate_out' ~ 'exit=0$', 'reactor migrate exits 0 after the rollback');
-SELECT ok(:'migrate_out' ~ 'applied migration 001_schema.sql', 'and says it applied 001_schema.sql');
+SELECT ok(:'migrate_out' ~ 'exit=0$', 'reactor migrate exits 0 after the rollbacks');
+SELECT ok(:'migrate_out' ~ 'applied migration 001_schema.sql' AND :'migrate_out' ~ 'applied migration 002_tick.sql',
+          'and says it applied 001_schema.sql and 002_tick.sql');
 SELECT has_table('reactor', t, 'reactor.' || t || ' is back')
-  FROM unnest(ARRAY['scheduled_jobs', 'job_executions', 'scheduler_config', 'job_events', 'watched_tables']) AS t;
-SELECT is((SELECT count(*)::integer FROM reactor.schema_migrations WHERE version = 1 AND name = '001_schema.sql'), 1,
-          '001 is recorded again');
+  FROM unnest(ARRAY['scheduled_jobs', 'due_announcements']) AS t;
+SELECT results_eq($$SELECT version, name FROM reactor.schema_migrations ORDER BY version$$,
+                  $$VALUES (1, '001_schema.sql'), (2, '002_tick.sql')$$, 'both are recorded again');
 SELECT results_eq($$SELECT tbl::text FROM reactor.watched_tables$$, $$VALUES ('reactor.scheduled_jobs')$$,
                   'scheduled_jobs is watched again; the user table must be attached anew');
 
