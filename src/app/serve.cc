@@ -10,6 +10,7 @@
 #include "core/rate_limit.h"
 #include "core/sequencer.h"
 #include "pg/pg_connection.h"
+#include "sched/scheduler.h"
 
 namespace reactor {
 namespace {
@@ -33,6 +34,16 @@ class Server {
     cfg.channel = o.channel;
     conn_ = std::make_unique<pg::PgConnection>(loop_, cfg, sequencer_);
     conn_->set_batch_observer([this] { OnBatch(); });
+
+    // Scheduler (src/sched): deadline timer on this connection, leader election on its own.
+    sched::SchedulerConfig sched_cfg;
+    sched_cfg.enabled = !o.no_scheduler;
+    sched_cfg.lock.conninfo = o.database_url;
+    scheduler_ = std::make_unique<sched::Scheduler>(loop_, sched_cfg, *conn_);
+    conn_->set_state_observer([this](pg::PgConnection::State s, const std::string&) {
+      scheduler_->OnConnectionState(s);
+    });
+
     for (auto* s : {&sigint_, &sigterm_, &sighup_}) {
       uv_signal_init(loop_, s);
       s->data = this;
@@ -44,6 +55,7 @@ class Server {
     uv_signal_start(&sigterm_, SignalCb, SIGTERM);
     uv_signal_start(&sighup_, SignalCb, SIGHUP);
     conn_->Start();
+    scheduler_->Start();
     return Status::Ok();
   }
 
@@ -52,6 +64,7 @@ class Server {
     int64_t now = UnixMillis();
     spdlog::trace("event {} {} {} {}", ev.id, ev.kind, ev.job_id, ev.status);
     (void)now;
+    scheduler_->OnEvent(ev);
   }
 
   void OnBatch() {
@@ -80,10 +93,13 @@ class Server {
     if (stopping_) return;
     stopping_ = true;
     spdlog::info("stopping ({})", why);
-    conn_->Close([this] {
-      for (auto* s : {&sigint_, &sigterm_, &sighup_}) {
-        uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
-      }
+    // The scheduler first: it gives up leadership while the event connection still runs.
+    scheduler_->Close([this] {
+      conn_->Close([this] {
+        for (auto* s : {&sigint_, &sigterm_, &sighup_}) {
+          uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
+        }
+      });
     });
   }
 
@@ -91,6 +107,7 @@ class Server {
   const Options& options_;
   DeliverySequencer sequencer_;
   std::unique_ptr<pg::PgConnection> conn_;
+  std::unique_ptr<sched::Scheduler> scheduler_;  // after conn_: destroyed before it
   uv_signal_t sigint_, sigterm_, sighup_;
   bool stopping_ = false;
   RateLimiter parse_log_;
