@@ -9,6 +9,7 @@
 
 #include "core/rate_limit.h"
 #include "core/sequencer.h"
+#include "journal/journal.h"
 #include "pg/pg_connection.h"
 #include "sched/scheduler.h"
 
@@ -34,6 +35,9 @@ class Server {
     cfg.channel = o.channel;
     conn_ = std::make_unique<pg::PgConnection>(loop_, cfg, sequencer_);
     conn_->set_batch_observer([this] { OnBatch(); });
+    if (!o.record_file.empty()) {
+      journal_ = std::make_unique<journal::Journal>(loop_, o.record_file);
+    }
 
     // Scheduler (src/sched): deadline timer on this connection, leader election on its own.
     sched::SchedulerConfig sched_cfg;
@@ -51,6 +55,13 @@ class Server {
   }
 
   Status Start() {
+    if (journal_) {
+      if (Status s = journal_->Open(); !s) {
+        Stop("cannot record");  // closes what the constructor opened; the loop runs it
+        return s;
+      }
+      journal_open_ = true;
+    }
     uv_signal_start(&sigint_, SignalCb, SIGINT);
     uv_signal_start(&sigterm_, SignalCb, SIGTERM);
     uv_signal_start(&sighup_, SignalCb, SIGHUP);
@@ -63,11 +74,13 @@ class Server {
   void OnEvent(Event&& ev) {
     int64_t now = UnixMillis();
     spdlog::trace("event {} {} {} {}", ev.id, ev.kind, ev.job_id, ev.status);
-    (void)now;
+    // Here, where the sequencer releases it, is the delivery order the journal records.
+    if (journal_) journal_->Append(now, ev.json);
     scheduler_->OnEvent(ev);
   }
 
   void OnBatch() {
+    if (journal_open_) journal_->Flush();  // the batch's lines in one write, at once
     uint64_t errors = sequencer_.stats().parse_errors;
     if (errors != parse_errors_logged_) {
       uint64_t suppressed = 0;
@@ -84,6 +97,7 @@ class Server {
     auto* self = static_cast<Server*>(s->data);
     if (signum == SIGHUP) {
       spdlog::info("SIGHUP: reopening files");
+      if (self->journal_) self->journal_->Reopen();
       return;
     }
     self->Stop(signum == SIGINT ? "SIGINT" : "SIGTERM");
@@ -96,8 +110,16 @@ class Server {
     // The scheduler first: it gives up leadership while the event connection still runs.
     scheduler_->Close([this] {
       conn_->Close([this] {
-        for (auto* s : {&sigint_, &sigterm_, &sighup_}) {
-          uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
+        // The connection delivers nothing more: the journal can write its last lines.
+        auto close_signals = [this] {
+          for (auto* s : {&sigint_, &sigterm_, &sighup_}) {
+            uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
+          }
+        };
+        if (journal_open_) {
+          journal_->Close(close_signals);
+        } else {
+          close_signals();
         }
       });
     });
@@ -107,6 +129,8 @@ class Server {
   const Options& options_;
   DeliverySequencer sequencer_;
   std::unique_ptr<pg::PgConnection> conn_;
+  std::unique_ptr<journal::Journal> journal_;  // --record
+  bool journal_open_ = false;
   std::unique_ptr<sched::Scheduler> scheduler_;  // after conn_: destroyed before it
   uv_signal_t sigint_, sigterm_, sighup_;
   bool stopping_ = false;
@@ -126,9 +150,8 @@ int RunServe(const Options& options) {
     if (auto st = server.Start(); !st) {
       spdlog::error("{}", st.message());
       code = 1;
-    } else {
-      uv_run(&loop, UV_RUN_DEFAULT);
     }
+    uv_run(&loop, UV_RUN_DEFAULT);  // after a failed start, this runs the closes
   }
   if (uv_loop_close(&loop) != 0) {
     spdlog::error("internal: handles left open at exit");

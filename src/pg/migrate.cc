@@ -49,7 +49,8 @@ std::string DescribeError(PGconn* conn, PGresult* res, std::string_view sql) {
 Status Exec(PGconn* conn, const char* sql) {
   Res r(PQexec(conn, sql));
   auto st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
-  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+  // A file of comments only is an empty query: nothing to do, not an error.
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY) {
     return Status::Error(DescribeError(conn, r.get(), sql));
   }
   return Status::Ok();

@@ -2,7 +2,7 @@
 -- session commits, then its notifications are read with dblink_get_notify. Also the
 -- truncated form above 7900 bytes, the channel setting, and what a reader of the log
 -- needs to tell "not yet committed" from "never".
-SELECT plan(34);
+SELECT plan(35);
 
 CREATE EXTENSION IF NOT EXISTS dblink;
 SELECT format('host=%s port=%s dbname=%s user=%s',
@@ -161,7 +161,7 @@ SELECT dblink_disconnect('writer') \gset
 TRUNCATE notes;
 
 -- Ids are taken before commit: a reader can see a higher id before a lower one commits.
--- The txid column and the reader's snapshot tell it which ids may still appear.
+-- The txid column and the reader's snapshot tell it which events may still appear.
 SELECT dblink_connect('slow', :'conninfo') \gset
 SELECT dblink_exec('slow', 'BEGIN') \gset
 SELECT dblink_exec('slow', $$INSERT INTO reactor.scheduled_jobs (id, job_type) VALUES ('slow', 't')$$) \gset
@@ -173,7 +173,13 @@ SELECT ok((SELECT max(id) FROM reactor.job_events WHERE job_id = 'fast') IS NOT 
 SELECT ok(:'slow_txid'::xid8 IN (SELECT pg_snapshot_xip(pg_current_snapshot()))
           AND pg_snapshot_xmin(pg_current_snapshot()) <= :'slow_txid'::xid8,
           'the reader''s snapshot lists the open writer: events with txid >= its xmin are not settled');
+-- A read now (docs/delivery.md): its horizon is the oldest running transaction
+SELECT max(id) AS last_id, pg_snapshot_xmin(pg_current_snapshot()) AS read_horizon FROM reactor.job_events \gset
 SELECT dblink_exec('slow', 'COMMIT') \gset
+SELECT results_eq(format($$SELECT job_id FROM reactor.job_events WHERE txid >= %L::xid8 AND id <= %s ORDER BY id$$,
+                         :'read_horizon', :last_id),
+                  $$VALUES ('slow'), ('fast')$$,
+                  'the next read (txid >= the last read''s horizon) returns the late event (and the one already seen, dropped by id)');
 SELECT ok((SELECT id FROM reactor.job_events WHERE job_id = 'slow') < (SELECT id FROM reactor.job_events WHERE job_id = 'fast')
           AND (SELECT txid FROM reactor.job_events WHERE job_id = 'slow') = :'slow_txid'::xid8,
           'after its commit the lower id appears, with the txid of its transaction');
