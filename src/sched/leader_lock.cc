@@ -58,6 +58,11 @@ void LeaderLock::BeginConnect() {
     Fail(params.error());
     return;
   }
+  // Told apart from the event connection in pg_stat_activity; an application_name in
+  // the user's URL still wins, as it does for the other connection.
+  for (size_t i = 0; i < params->keywords.size(); ++i) {
+    if (params->keywords[i] == "application_name") params->values[i] = "reactor-scheduler";
+  }
   auto kw = params->keyword_ptrs();
   auto vals = params->value_ptrs();
   conn_ = PQconnectStartParams(kw.data(), vals.data(), 1);

@@ -9,7 +9,8 @@
 //   any failure --> kBackoff (leadership, if held, is lost at once) --> kConnecting
 //
 // The connection uses the serve keepalives (ConnPurpose::kServe) so that a half-open
-// link is noticed, and turns off statement_timeout, lock_timeout and
+// link is noticed, is named "reactor-scheduler" in pg_stat_activity (unless the URL sets
+// an application_name), and turns off statement_timeout, lock_timeout and
 // idle_session_timeout for itself, which would otherwise end the wait or the session.
 //
 // Ownership: owns the PGconn, a poll handle and a timer. Close() must be called and its
