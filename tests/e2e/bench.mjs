@@ -2,11 +2,16 @@
 //  1. ingest: NOTIFY bursts -> reactor (parsed, sequenced, journaled) vs the floor, a raw
 //     libpq LISTEN client receiving the same notifications in the same run;
 //  2. catch-up: 100 000 events committed while the reactor is disconnected, recovered
-//     from reactor.job_events after the reconnect.
+//     from reactor.job_events after the reconnect;
+//  3. scheduler: lateness of due events (job_events.created_at - scheduled_for, both in
+//     the server's clock) with 10 000 jobs due over one minute, beside the floor (tick()'s
+//     own execution time); then statements per hour while idle.
+// BENCH_ONLY=ingest,catchup,scheduler selects sections (default: all).
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { freshDatabase, connect, startReactor, readJournal, eventually, tempDir, sleep, killReactorBackends } from './lib.mjs';
+import { startLeader } from './sched_lib.mjs';
 
 const FLOOR = process.env.FLOOR_BIN;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -107,5 +112,67 @@ async function catchUp() {
   await reactor.stop();
 }
 
-await ingest();
-await catchUp();
+// 10 000 jobs due evenly over a minute, nobody taking them (so tick() also walks every
+// job still pending and already announced: the worst case for it), then an idle window.
+async function scheduler() {
+  const JOBS = Number(process.env.BENCH_SCHED_JOBS ?? 10000);
+  const SPAN_S = Number(process.env.BENCH_SCHED_SECONDS ?? 60);
+  const IDLE_S = Number(process.env.BENCH_IDLE_SECONDS ?? 120);
+  const url = await freshDatabase('bench_sched');
+  const role = `reactor_bench_${process.pid}`;
+  const admin = await connect(process.env.DATABASE_URL);
+  await admin.query(`CREATE ROLE ${role} LOGIN SUPERUSER`);
+  const db = await connect(url);
+  await db.query('CREATE EXTENSION pg_stat_statements');
+  const reactorUrl = new URL(url);
+  reactorUrl.username = role;  // the reactor's statements are told apart by role
+  const reactor = await startLeader(reactorUrl.toString(), ['--log-level', 'info']);
+  const stats = async () => (await db.query(
+    `SELECT CASE WHEN s.query LIKE '%reactor.tick()%' THEN 'tick'
+                 WHEN s.query LIKE '%clock_timestamp()%' THEN 'clock'
+                 WHEN s.query LIKE '%pg_notify($1, ''check'')%' THEN 'self-check'
+                 ELSE 'other' END AS kind,
+            sum(s.calls)::int AS calls, sum(s.total_exec_time) AS total_ms, max(s.max_exec_time) AS max_ms
+       FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
+      WHERE r.rolname = $1 AND s.toplevel GROUP BY 1`, [role])).rows;
+
+  await db.query('SELECT pg_stat_statements_reset()');
+  await db.query(`INSERT INTO reactor.scheduled_jobs (id, job_type, scheduled_for)
+                  SELECT 'due_' || g, 'bench', now() + interval '3 s' + g * make_interval(secs => $2::float8 / $1)
+                    FROM generate_series(1, $1::int) g`, [JOBS, SPAN_S]);
+  await eventually(async () => (await db.query(`SELECT count(*)::int AS n FROM reactor.job_events WHERE kind = 'due'`)).rows[0].n >= JOBS,
+    { timeout: (SPAN_S + 120) * 1000, interval: 500, what: 'every job due' });
+  const { rows: [late] } = await db.query(
+    `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY l) AS p50, percentile_cont(0.99) WITHIN GROUP (ORDER BY l) AS p99,
+            max(l) AS max, count(*) FILTER (WHERE l > 20)::int AS over20
+       FROM (SELECT extract(epoch FROM created_at - (payload->>'scheduled_for')::timestamptz) * 1000 AS l
+               FROM reactor.job_events WHERE kind = 'due') x`);
+  const busy = Object.fromEntries((await stats()).map((r) => [r.kind, r]));
+  const ticks = busy.tick?.calls ?? 0;
+  const f = (x) => Number(x).toFixed(2);
+  console.log(`scheduler (${JOBS} jobs due evenly over ${SPAN_S} s, none taken by a worker):`);
+  console.log(`  due-event lateness (created_at - scheduled_for): p50 ${f(late.p50)} ms, p99 ${f(late.p99)} ms, ` +
+              `max ${f(late.max)} ms; ${late.over20} of ${JOBS} over 20 ms`);
+  console.log(`  floor, tick() itself: ${ticks} ticks, ${f((busy.tick?.total_ms ?? 0) / Math.max(ticks, 1))} ms mean, ` +
+              `${f(busy.tick?.max_ms ?? 0)} ms max; ${(JOBS / Math.max(ticks, 1)).toFixed(1)} jobs per tick; ` +
+              `${busy.clock?.calls ?? 0} clock readings`);
+
+  // Idle: every job is announced and none is running, so nothing is due and no timer runs.
+  await sleep(2000);
+  await db.query('SELECT pg_stat_statements_reset()');
+  await sleep(IDLE_S * 1000);
+  const idle = await stats();
+  const perHour = (kinds) => idle.filter((r) => kinds.includes(r.kind)).reduce((n, r) => n + r.calls, 0) * 3600 / IDLE_S;
+  console.log(`  idle, ${IDLE_S} s of pg_stat_statements for the reactor's role, times ${3600 / IDLE_S}: ` +
+              `${perHour(['tick', 'clock', 'other'])} scheduler statements per hour (goal 0), ` +
+              `${perHour(['self-check'])} connection self-checks per hour (one per 60 s of silence)`);
+  await reactor.stop();
+  await db.end();
+  await admin.query(`DROP ROLE ${role}`).catch(() => {});
+  await admin.end();
+}
+
+const only = (process.env.BENCH_ONLY ?? 'ingest,catchup,scheduler').split(',');
+if (only.includes('ingest')) await ingest();
+if (only.includes('catchup')) await catchUp();
+if (only.includes('scheduler')) await scheduler();
