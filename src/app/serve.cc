@@ -1,5 +1,6 @@
 #include "app/serve.h"
 
+#include <libpq-fe.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <uv.h>
@@ -7,6 +8,7 @@
 #include <chrono>
 #include <memory>
 
+#include "app/frontend.h"
 #include "core/rate_limit.h"
 #include "core/sequencer.h"
 #include "journal/journal.h"
@@ -22,9 +24,36 @@ int64_t UnixMillis() {
       .count();
 }
 
-class Server {
+// Adapts the connection's statement queue to the hub's row-oriented QueryFn.
+hub::QueryFn QueryAdapter(pg::PgConnection& conn) {
+  return [&conn](std::string sql, std::vector<std::optional<std::string>> params,
+                 hub::RowsCallback cb) -> Status {
+    return conn.Query(std::move(sql), std::move(params),
+                      [cb = std::move(cb)](const pg_result* r, const std::string& error) {
+                        if (!error.empty()) {
+                          cb(Status::Error(error));
+                          return;
+                        }
+                        auto* res = const_cast<PGresult*>(r);
+                        std::vector<hub::Row> rows;
+                        int n = PQntuples(res), f = PQnfields(res);
+                        rows.reserve(static_cast<size_t>(n));
+                        for (int i = 0; i < n; ++i) {
+                          hub::Row row;
+                          for (int j = 0; j < f; ++j) {
+                            if (PQgetisnull(res, i, j)) row.emplace_back(std::nullopt);
+                            else row.emplace_back(std::string(PQgetvalue(res, i, j), static_cast<size_t>(PQgetlength(res, i, j))));
+                          }
+                          rows.push_back(std::move(row));
+                        }
+                        cb(std::move(rows));
+                      });
+  };
+}
+
+class Daemon {
  public:
-  Server(uv_loop_t* loop, const Options& o)
+  Daemon(uv_loop_t* loop, const Options& o)
       : loop_(loop),
         options_(o),
         sequencer_([this](Event&& ev) { OnEvent(std::move(ev)); },
@@ -38,6 +67,12 @@ class Server {
     if (!o.record_file.empty()) {
       journal_ = std::make_unique<journal::Journal>(loop_, o.record_file);
     }
+    Frontend::Deps deps;
+    deps.ready = [this] { return conn_->ready(); };
+    deps.metrics = [this](MetricsText& m) { Metrics(m); };
+    deps.query = QueryAdapter(*conn_);
+    deps.horizon = [this] { return sequencer_.horizon(); };
+    frontend_ = std::make_unique<Frontend>(loop_, o, std::move(deps));
 
     // Scheduler (src/sched): deadline timer on this connection, leader election on its own.
     sched::SchedulerConfig sched_cfg;
@@ -62,6 +97,10 @@ class Server {
       }
       journal_open_ = true;
     }
+    if (Status s = frontend_->Start(); !s) {
+      Stop("cannot listen");
+      return s;
+    }
     uv_signal_start(&sigint_, SignalCb, SIGINT);
     uv_signal_start(&sigterm_, SignalCb, SIGTERM);
     uv_signal_start(&sighup_, SignalCb, SIGHUP);
@@ -72,11 +111,11 @@ class Server {
 
  private:
   void OnEvent(Event&& ev) {
-    int64_t now = UnixMillis();
-    spdlog::trace("event {} {} {} {}", ev.id, ev.kind, ev.job_id, ev.status);
-    // Here, where the sequencer releases it, is the delivery order the journal records.
-    if (journal_) journal_->Append(now, ev.json);
+    // Here, where the sequencer releases it, is the delivery order: the journal's and
+    // every subscriber's.
+    if (journal_) journal_->Append(UnixMillis(), ev.json);
     scheduler_->OnEvent(ev);
+    frontend_->Publish(std::move(ev));
   }
 
   void OnBatch() {
@@ -93,8 +132,35 @@ class Server {
     }
   }
 
+  void Metrics(MetricsText& m) {
+    const auto& c = conn_->stats();
+    const auto& q = sequencer_.stats();
+    m.Gauge("reactor_postgres_connected", "1 while LISTEN is active on a live, caught-up connection.",
+            conn_->ready() ? 1 : 0);
+    m.Counter("reactor_postgres_connects_total", "Successful connections.", c.connects);
+    m.Counter("reactor_postgres_reconnects_total", "Connections lost after being established.", c.reconnects);
+    m.Counter("reactor_postgres_connect_failures_total", "Connection attempts that failed.", c.connect_failures);
+    m.Counter("reactor_postgres_queries_total", "Statements sent.", c.queries);
+    m.Counter("reactor_postgres_self_checks_total", "Liveness self-checks after a silence.", c.self_checks);
+    m.Counter("reactor_notifications_total", "Notifications received on the channel.", c.notifications);
+    m.Counter("reactor_events_received_total", "Events released by the sequencer (live and recovered).", q.delivered);
+    m.Counter("reactor_events_recovered_total", "Events recovered from reactor.job_events after a gap.", q.recovered);
+    m.Counter("reactor_duplicates_dropped_total", "Events seen twice (notification and catch-up).", q.duplicates_dropped);
+    m.Counter("reactor_truncated_fetches_total", "Oversize events completed from reactor.job_events.", q.fetches);
+    m.Counter("reactor_payload_errors_total", "Payloads on the channel that were not a JSON object.", q.parse_errors);
+    m.Gauge("reactor_last_event_id", "Highest event id delivered.", static_cast<double>(sequencer_.last_delivered_id()));
+    if (journal_) {
+      const auto& j = journal_->stats();
+      m.Counter("reactor_journal_lines_written_total", "Journal lines written.", j.lines_written);
+      m.Counter("reactor_journal_write_errors_total", "Failed journal writes (e.g. disk full).", j.write_errors);
+      m.Counter("reactor_journal_lines_dropped_total", "Journal lines lost (buffer bound exceeded).", j.lines_dropped);
+      m.Gauge("reactor_journal_buffered_bytes", "Journal bytes waiting to be written.", static_cast<double>(j.bytes_buffered));
+    }
+    sched::WriteSchedulerMetrics(scheduler_->metrics(), m);
+  }
+
   static void SignalCb(uv_signal_t* s, int signum) {
-    auto* self = static_cast<Server*>(s->data);
+    auto* self = static_cast<Daemon*>(s->data);
     if (signum == SIGHUP) {
       spdlog::info("SIGHUP: reopening files");
       if (self->journal_) self->journal_->Reopen();
@@ -103,24 +169,27 @@ class Server {
     self->Stop(signum == SIGINT ? "SIGINT" : "SIGTERM");
   }
 
+  // Order: the scheduler gives up leadership (a standby takes over at once); subscribers
+  // get their 1001 and go; the database connection closes (nothing more is delivered);
+  // the journal writes its last lines; then the signal handles.
   void Stop(const char* why) {
     if (stopping_) return;
     stopping_ = true;
     spdlog::info("stopping ({})", why);
-    // The scheduler first: it gives up leadership while the event connection still runs.
     scheduler_->Close([this] {
-      conn_->Close([this] {
-        // The connection delivers nothing more: the journal can write its last lines.
-        auto close_signals = [this] {
-          for (auto* s : {&sigint_, &sigterm_, &sighup_}) {
-            uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
+      frontend_->Close([this] {
+        conn_->Close([this] {
+          auto close_signals = [this] {
+            for (auto* s : {&sigint_, &sigterm_, &sighup_}) {
+              uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
+            }
+          };
+          if (journal_open_) {
+            journal_->Close(close_signals);
+          } else {
+            close_signals();
           }
-        };
-        if (journal_open_) {
-          journal_->Close(close_signals);
-        } else {
-          close_signals();
-        }
+        });
       });
     });
   }
@@ -131,6 +200,7 @@ class Server {
   std::unique_ptr<pg::PgConnection> conn_;
   std::unique_ptr<journal::Journal> journal_;  // --record
   bool journal_open_ = false;
+  std::unique_ptr<Frontend> frontend_;
   std::unique_ptr<sched::Scheduler> scheduler_;  // after conn_: destroyed before it
   uv_signal_t sigint_, sigterm_, sighup_;
   bool stopping_ = false;
@@ -146,8 +216,8 @@ int RunServe(const Options& options) {
   uv_loop_init(&loop);
   int code = 0;
   {
-    Server server(&loop, options);
-    if (auto st = server.Start(); !st) {
+    Daemon daemon(&loop, options);
+    if (auto st = daemon.Start(); !st) {
       spdlog::error("{}", st.message());
       code = 1;
     }

@@ -106,7 +106,10 @@ Result<Event> EventParser::Parse(std::string_view payload) {
   if (doc.current_location().get(rest) == simdjson::SUCCESS) {
     return Status::Error("trailing content after the JSON object");
   }
-  ev.foreign = !has_source || ev.kind.empty();
+  // The oversize notice (CONTRACT section 4) has id, kind, job_id, status and
+  // "truncated" but no source; it stands for a logged row all the same.
+  bool oversize_notice = ev.truncated && ev.id > 0;
+  ev.foreign = ev.kind.empty() || (!has_source && !oversize_notice);
   ev.json.assign(payload);
   return ev;
 }

@@ -15,6 +15,7 @@ DeliverySequencer::CatchUpParams DeliverySequencer::BeginCatchUp(CatchUpMode mod
   assert(!in_flight_);
   in_flight_ = true;
   mode_ = mode;
+  if (mode != CatchUpMode::kPrune) live_ = false;
   ++generation_;
   CatchUpParams p;
   p.threshold = horizon_;
@@ -23,8 +24,9 @@ DeliverySequencer::CatchUpParams DeliverySequencer::BeginCatchUp(CatchUpMode mod
   return p;
 }
 
-void DeliverySequencer::OnCatchUpLost() {
+void DeliverySequencer::OnConnectionLost() {
   in_flight_ = false;
+  live_ = false;
 }
 
 void DeliverySequencer::OnCatchUpResult(uint64_t horizon, const std::vector<Row>& rows) {
@@ -72,6 +74,7 @@ void DeliverySequencer::OnCatchUpResult(uint64_t horizon, const std::vector<Row>
   seen_.swap(keep);
   horizon_ = horizon;
   started_ = true;
+  live_ = true;
   prune_at_ = std::max(base_prune_, seen_.size() * 2);
 
   while (!held_.empty()) {
@@ -89,7 +92,7 @@ void DeliverySequencer::OnNotification(std::string_view payload) {
     last_parse_error_ = ev.error();
     return;
   }
-  if (in_flight_ && mode_ != CatchUpMode::kPrune) {
+  if (!live_) {
     held_.push_back(std::move(*ev));
     return;
   }

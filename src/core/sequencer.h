@@ -65,7 +65,8 @@ class DeliverySequencer {
 
   // Parameters for the catch-up query: threshold txid (nullopt = "the snapshot's own
   // horizon", used for the first read) and the seen ids (their payloads are not sent).
-  // Marks the read as in flight; from now on live events are held if mode != kPrune.
+  // Marks the read as in flight. Live events are held from a connection loss (or the
+  // start) until a kInitial/kReconnect read completes.
   struct CatchUpParams {
     std::optional<uint64_t> threshold;
     std::vector<int64_t> seen_ids;
@@ -75,8 +76,10 @@ class DeliverySequencer {
   // The read's result, rows ordered by id. Releases held events after the recovered ones.
   void OnCatchUpResult(uint64_t horizon, const std::vector<Row>& rows);
 
-  // The read was lost with the connection: held events stay held until the next read.
-  void OnCatchUpLost();
+  // The connection is gone (any read in flight with it). Until the next catch-up read
+  // completes, every notification is held: those that arrive between the new LISTEN
+  // and the read's result may belong after events only that read will recover.
+  void OnConnectionLost();
 
   // A notification payload from the channel.
   void OnNotification(std::string_view payload);
@@ -90,7 +93,7 @@ class DeliverySequencer {
   size_t seen_size() const { return seen_.size(); }
   size_t held_size() const { return held_.size(); }
   std::optional<uint64_t> horizon() const { return horizon_; }
-  bool catching_up() const { return in_flight_ && mode_ != CatchUpMode::kPrune; }
+  bool catching_up() const { return !live_; }
   const Stats& stats() const { return stats_; }
   // Why the last payload could not be parsed (for rate-limited logging by the caller).
   const std::string& last_parse_error() const { return last_parse_error_; }
@@ -111,6 +114,7 @@ class DeliverySequencer {
   size_t prune_at_;
 
   bool started_ = false;    // an initial read has completed
+  bool live_ = false;       // caught up on this connection: notifications flow
   bool in_flight_ = false;
   CatchUpMode mode_ = CatchUpMode::kInitial;
   uint64_t generation_ = 0;

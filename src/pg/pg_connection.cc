@@ -170,7 +170,6 @@ void PgConnection::StartCatchUp(DeliverySequencer::CatchUpMode mode) {
 
 void PgConnection::OnCatchUpResult(const pg_result* r, const std::string& error) {
   if (!error.empty()) {
-    sequencer_.OnCatchUpLost();
     if (state_ == State::kCatchingUp || state_ == State::kReady) {
       Fail("reading reactor.job_events failed: " + error +
            (error.find("does not exist") != std::string::npos ? " (run `reactor migrate`)" : ""));
@@ -451,6 +450,7 @@ void PgConnection::Fail(const std::string& reason) {
   in_flight_ = false;
   uv_timer_stop(&timer_);
   timer_role_ = TimerRole::kNone;
+  sequencer_.OnConnectionLost();
   SetState(State::kDisconnected, reason);
   // Fail every queued statement; callbacks see the disconnected state.
   std::deque<PendingQuery> failed;

@@ -36,6 +36,19 @@ TEST_CASE("ParseEvent: truncated form, null user, numeric job id") {
   CHECK(r->user_id.empty());
 }
 
+TEST_CASE("ParseEvent: the oversize notice of CONTRACT section 4 is a logged event") {
+  reactor::EventParser p;
+  auto r = p.Parse(R"({"id": 4711, "kind": "status", "job_id": "job_42", "status": "completed", "truncated": true})");
+  REQUIRE(r);
+  CHECK(r->truncated);
+  CHECK_FALSE(r->foreign);
+  CHECK(r->is_logged());
+  // Without an id it cannot be fetched: a foreign object that happens to say "truncated".
+  auto f = p.Parse(R"({"kind": "status", "job_id": "x", "truncated": true})");
+  REQUIRE(f);
+  CHECK(f->foreign);
+}
+
 TEST_CASE("ParseEvent: a foreign object passes, with its fields intact") {
   reactor::EventParser p;
   std::string j = R"({"job_id":"abc","status":"processing","progress_percent":40,"nested":{"a":[1,2]}})";

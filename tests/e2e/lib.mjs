@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { after } from 'node:test';
 import pg from 'pg';
 
 export const BIN = process.env.REACTOR_BIN;
@@ -49,9 +50,16 @@ export async function connect(url) {
   return c;
 }
 
+// Every reactor a test file started is killed when the file's tests end, pass or fail,
+// so a failed assertion never leaves a process holding the test runner open.
+const started = new Set();
+after(() => { for (const c of started) c.kill('SIGKILL'); });
+
 // Starts `reactor ARGS...`; resolves once a stderr line matches `readyPattern`.
 export function startReactor(args, { env = {}, readyPattern = /postgres: catching up -> ready/ } = {}) {
   const child = spawn(BIN, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  started.add(child);
+  child.on('exit', () => started.delete(child));
   const proc = { child, stderr: '', stdout: '', exited: null };
   const waiters = [];
   child.stdout.on('data', (d) => { proc.stdout += d; });

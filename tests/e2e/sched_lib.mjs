@@ -43,3 +43,12 @@ export function logTime(stderr, re) {
   const line = stderr.split('\n').find((l) => re.test(l));
   return line ? Date.parse(line.split(' ')[0]) : null;
 }
+
+// One metric's value from the reactor's /metrics page (the port from its log).
+export async function metric(reactor, name) {
+  const m = reactor.stderr.match(/listening on ([^\s:]+):(\d+)/);
+  if (!m) throw new Error('no "listening on" line in the reactor log');
+  const text = await (await fetch(`http://${m[1]}:${m[2]}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line === undefined ? undefined : Number(line.slice(name.length + 1));
+}

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { freshDatabase, connect, startReactor, eventually, sleep } from './lib.mjs';
-import { startLeader, dueEvents, logTime } from './sched_lib.mjs';
+import { startLeader, dueEvents, logTime, metric } from './sched_lib.mjs';
 
 const JOBS = 30;
 
@@ -20,6 +20,8 @@ test('leader killed: the standby ticks within 2 s and no deadline is announced t
       `SELECT count(*) FILTER (WHERE l.granted)::int AS held, count(*) FILTER (WHERE NOT l.granted)::int AS waiting
          FROM pg_locks l WHERE l.locktype = 'advisory' AND l.classid = 1679373288 AND l.objid = 451149825`);
     assert.deepEqual(locks, { held: 1, waiting: 1 });
+    assert.equal(await metric(a, 'reactor_scheduler_leader'), 1);
+    assert.equal(await metric(b, 'reactor_scheduler_leader'), 0);
 
     // Jobs due every 200 ms for 6 s; the leader is killed after about 1.5 s of them.
     await db.query(`INSERT INTO reactor.scheduled_jobs (id, job_type, scheduled_for)
@@ -37,6 +39,8 @@ test('leader killed: the standby ticks within 2 s and no deadline is announced t
     const tickingAt = logTime(b.stderr, /scheduler: ticking/);
     assert.ok(leaderAt - killedAt < 2000, `standby became leader ${leaderAt - killedAt} ms after the kill`);
     assert.ok(tickingAt - killedAt < 2000, `standby ticked ${tickingAt - killedAt} ms after the kill`);
+    assert.equal(await metric(b, 'reactor_scheduler_leader'), 1);
+    assert.equal(await metric(b, 'reactor_scheduler_leader_acquired_total'), 1);
 
     const due = await eventually(async () => { const d = await dueEvents(db); return d.length >= JOBS && d; },
       { timeout: 15000, what: `${JOBS} due events` });
@@ -51,6 +55,8 @@ test('leader killed: the standby ticks within 2 s and no deadline is announced t
     const settled = due.filter((e) => Date.parse(e.scheduled_for) > tickingAt + serverOffset + 100);
     assert.ok(settled.length >= 10, 'too few jobs after the takeover to judge');
     for (const e of settled) assert.ok(e.late_ms >= 0 && e.late_ms < 20, `${e.job_id} ${e.late_ms} ms late after takeover`);
+    assert.ok(await metric(b, 'reactor_scheduler_ticks_total') >= settled.length);
+    assert.equal(await metric(b, 'reactor_scheduler_due_events_total'), JOBS);
   } finally {
     await b.stop();
     if (!a.exited) await a.stop();

@@ -1,0 +1,124 @@
+#include "app/frontend.h"
+
+#include <spdlog/spdlog.h>
+
+namespace reactor {
+
+Frontend::Frontend(uv_loop_t* loop, const Options& options, Deps deps)
+    : loop_(loop), options_(options), deps_(std::move(deps)) {
+  hub::Hub::Config hc;
+  hc.history = options.history;
+  hc.max_queue_bytes = options.max_queue_bytes;
+  hc.secret = options.jwt_secret;
+  hc.server = std::string("reactor/") + REACTOR_VERSION;
+  hub::Hub::Hooks hooks;
+  hooks.wake = [this](hub::Session& s) { server_->Wake(s); };
+  hooks.close = [this](hub::Session& s, uint16_t code, const std::string& why) {
+    server_->CloseSession(s, code, why);
+  };
+  hooks.principal_changed = [this](hub::Session& s) { server_->SessionPrincipalChanged(s); };
+  hooks.query = deps_.query;
+  hooks.horizon = deps_.horizon;
+  hub_ = std::make_unique<hub::Hub>(std::move(hc), std::move(hooks));
+
+  ws::ServerConfig sc;
+  sc.listen = options.listen;
+  server_ = std::make_unique<ws::Server>(loop_, sc, *hub_,
+                                         [this](const ws::Request& r) { return Handle(r); });
+  uv_check_init(loop_, &check_);
+  check_.data = this;
+  uv_prepare_init(loop_, &prepare_);
+  prepare_.data = this;
+}
+
+Frontend::~Frontend() = default;
+
+Status Frontend::Start() {
+  auto bound = server_->Start();
+  if (!bound) return bound.status();
+  uv_check_start(&check_, [](uv_check_t* c) {
+    static_cast<Frontend*>(c->data)->woke_ns_ = uv_hrtime();
+  });
+  uv_prepare_start(&prepare_, [](uv_prepare_t* p) {
+    auto* self = static_cast<Frontend*>(p->data);
+    if (self->woke_ns_ == 0) return;
+    uint64_t busy = uv_hrtime() - self->woke_ns_;
+    self->lag_max_ns_ = std::max(self->lag_max_ns_, busy);
+    self->woke_ns_ = 0;
+  });
+  std::string host = bound->host.find(':') != std::string::npos ? "[" + bound->host + "]" : bound->host;
+  spdlog::info("listening on {}:{}{}", host, bound->port,
+               hub_->auth_required() ? " (JWT required)" : " (no authentication)");
+  return Status::Ok();
+}
+
+ws::Response Frontend::Handle(const ws::Request& req) {
+  const bool known = req.path == "/healthz" || req.path == "/readyz" || req.path == "/metrics";
+  if (!known) return ws::NotFound();
+  if (req.method != "GET" && req.method != "HEAD") return ws::MethodNotAllowed("GET, HEAD");
+  if (req.path == "/healthz") return ws::TextResponse(200, "alive");
+  if (req.path == "/readyz") {
+    bool ready = deps_.ready && deps_.ready();
+    return ready ? ws::TextResponse(200, "listening") : ws::ServiceUnavailable("not listening on PostgreSQL");
+  }
+  ws::Response r;
+  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  r.body = Metrics();
+  return r;
+}
+
+std::string Frontend::Metrics() {
+  MetricsText m;
+  if (deps_.metrics) deps_.metrics(m);
+  const auto& h = hub_->stats();
+  m.Counter("reactor_events_published_total", "Events fanned out (encoded once each).", h.events);
+  m.Counter("reactor_frames_sent_total", "Event frames queued to subscribers.", h.frames);
+  m.Counter("reactor_control_frames_total", "Protocol messages queued to subscribers.", h.control_frames);
+  m.Gauge("reactor_subscribers", "Open WebSocket connections.", static_cast<double>(hub_->sessions()));
+  m.Gauge("reactor_subscriptions", "Subscriptions over all connections.", static_cast<double>(hub_->subscriptions()));
+  m.Counter("reactor_slow_consumer_closes_total", "Connections closed with 1013 for exceeding --max-queue-bytes.", h.slow_closes);
+  m.Counter("reactor_auth_failures_total", "Bad, forged or expired tokens.", h.auth_failures);
+  m.Counter("reactor_forbidden_total", "Requests refused as forbidden.", h.forbidden);
+  m.Counter("reactor_bad_requests_total", "Client messages that were not understood.", h.bad_requests);
+  m.Counter("reactor_resumes_total", "Resumes served from memory.", h.resumes_from_history, "source=\"history\"");
+  m.Counter("reactor_resumes_total", "Resumes served from memory.", h.resumes_from_database, "source=\"database\"");
+  m.Counter("reactor_gaps_total", "Resumes that could not be filled.", h.gaps);
+  m.Counter("reactor_snapshots_total", "Snapshots served.", h.snapshots);
+  m.Gauge("reactor_history_events", "Events kept in memory for resume.", static_cast<double>(hub_->history_size()));
+  const auto& s = server_->stats();
+  m.Counter("reactor_bytes_sent_total", "Bytes written to sockets.", s.bytes_written);
+  m.Counter("reactor_socket_writes_total", "Write calls (each coalesces a loop pass's frames).", s.writes);
+  m.Counter("reactor_http_requests_total", "HTTP requests, upgrades included.", s.http_requests);
+  m.Counter("reactor_connections_accepted_total", "TCP connections accepted.", s.accepted);
+  m.Counter("reactor_connections_rejected_total", "Connections refused over the connection limit.", s.rejected_over_limit);
+  m.Counter("reactor_handshake_timeouts_total", "Requests not complete in time (slow-loris).", s.handshake_timeouts);
+  m.Counter("reactor_idle_timeouts_total", "Idle HTTP keep-alive connections closed.", s.idle_timeouts);
+  m.Counter("reactor_ws_protocol_errors_total", "WebSocket connections failed for a protocol error.", s.protocol_errors);
+  m.Counter("reactor_ws_ping_timeouts_total", "WebSocket connections closed after unanswered pings.", s.ping_timeouts);
+  m.Counter("reactor_ws_upgrade_failures_total", "Refused WebSocket handshakes.", s.upgrade_failures);
+  std::vector<double> bounds;
+  for (uint64_t b : s.latency_bounds_us) bounds.push_back(static_cast<double>(b) / 1e6);
+  m.Histogram("reactor_delivery_latency_seconds",
+              "From an event's notification being read to its frame written to a subscriber's socket.",
+              bounds, s.latency_counts, static_cast<double>(s.latency_sum_us) / 1e6, s.latency_count);
+  m.Gauge("reactor_loop_lag_seconds", "Longest loop pass since the last scrape.", static_cast<double>(lag_max_ns_) / 1e9);
+  lag_max_ns_ = 0;
+  return m.text();
+}
+
+void Frontend::Close(std::function<void()> done) {
+  on_closed_ = std::move(done);
+  server_->Close([this] {
+    auto closed = [](uv_handle_t* h) {
+      auto* self = static_cast<Frontend*>(h->data);
+      if (--self->open_handles_ == 0 && self->on_closed_) {
+        auto cb = std::move(self->on_closed_);
+        cb();
+      }
+    };
+    uv_close(reinterpret_cast<uv_handle_t*>(&check_), closed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&prepare_), closed);
+  });
+}
+
+}  // namespace reactor
