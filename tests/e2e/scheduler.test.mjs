@@ -4,8 +4,8 @@
 // "On time" is measured in the server's clock: job_events.created_at - scheduled_for.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { freshDatabase, connect, startReactor, eventually, sleep } from './lib.mjs';
-import { startLeader, dueEvents, tickCalls, serverNow } from './sched_lib.mjs';
+import { freshDatabase, connect, startReactor, eventually, sleep, killReactorBackends } from './lib.mjs';
+import { startLeader, dueEvents, tickCalls, serverNow, logTime } from './sched_lib.mjs';
 
 const PUNCTUAL_MS = 20;
 
@@ -51,6 +51,47 @@ test('due events are written within 20 ms; an earlier job re-arms the timer with
   } finally {
     await reactor.stop();
     await db.end();
+  }
+});
+
+test('after a reconnect it ticks at once, announcing every deadline missed while away exactly once', { timeout: 60000 }, async () => {
+  const url = await freshDatabase('sched_reconnect');
+  const dbname = new URL(url).pathname.slice(1);
+  const db = await connect(url);
+  const admin = await connect(process.env.DATABASE_URL);
+  const reactor = await startLeader(url);
+  try {
+    await db.query(`INSERT INTO reactor.scheduled_jobs (id, job_type, scheduled_for)
+                    SELECT 'away_' || g, 'missed', now() + interval '800 ms' + g * interval '100 ms' FROM generate_series(1, 10) g`);
+    await db.query(`INSERT INTO reactor.scheduled_jobs (id, job_type, scheduled_for)
+                    VALUES ('after', 'missed', now() + interval '6 s')`);
+    // Cut the event connection (the lock connection stays: still the leader) for ~3 s.
+    await admin.query(`ALTER DATABASE ${dbname} ALLOW_CONNECTIONS false`);
+    assert.ok(await killReactorBackends(admin, 'reactor') >= 1);
+    await reactor.waitFor(/scheduler: paused \(connection lost\)/, 5000, true);
+    await sleep(3000);
+    assert.equal((await dueEvents(db)).length, 0, 'announced while the reactor was away');
+    const logFrom = reactor.stderr.length;
+    await admin.query(`ALTER DATABASE ${dbname} ALLOW_CONNECTIONS true`);
+    await reactor.waitFor(/scheduler: ticking \(connection ready\)/, 10000);
+    const readyAt = logTime(reactor.stderr.slice(logFrom), /scheduler: ticking \(connection ready\)/);
+    const missed = await eventually(async () => { const d = await dueEvents(db); return d.length >= 10 && d; },
+      { timeout: 5000, what: 'the missed deadlines' });
+    const { rows } = await db.query(
+      `SELECT extract(epoch FROM created_at) * 1000 AS at FROM reactor.job_events WHERE kind = 'due' AND job_id LIKE 'away_%'`);
+    for (const r of rows) {
+      assert.ok(Number(r.at) - readyAt < 300, `missed deadline announced ${Number(r.at) - readyAt} ms after the reconnect`);
+    }
+    assert.equal(new Set(missed.map((e) => e.job_id)).size, 10);
+    // And the clock goes on: the next deadline on time.
+    const after = await eventually(async () => (await dueEvents(db, ['after']))[0], { timeout: 8000, what: 'the job after' });
+    assertPunctual([after], 'after the reconnect');
+    assert.equal((await dueEvents(db)).length, 11);
+  } finally {
+    await admin.query(`ALTER DATABASE ${dbname} ALLOW_CONNECTIONS true`).catch(() => {});
+    await reactor.stop();
+    await db.end();
+    await admin.end();
   }
 });
 

@@ -8,7 +8,7 @@ import { startLeader, dueEvents, logTime, metric } from './sched_lib.mjs';
 
 const JOBS = 30;
 
-test('leader killed: the standby ticks within 2 s and no deadline is announced twice', { timeout: 60000 }, async () => {
+test('leader killed: the standby ticks within 2 s and no deadline is announced twice; a clean stop hands over at once', { timeout: 60000 }, async () => {
   const url = await freshDatabase('sched_failover');
   const db = await connect(url);
   const a = await startLeader(url);
@@ -57,6 +57,23 @@ test('leader killed: the standby ticks within 2 s and no deadline is announced t
     for (const e of settled) assert.ok(e.late_ms >= 0 && e.late_ms < 20, `${e.job_id} ${e.late_ms} ms late after takeover`);
     assert.ok(await metric(b, 'reactor_scheduler_ticks_total') >= settled.length);
     assert.equal(await metric(b, 'reactor_scheduler_due_events_total'), JOBS);
+
+    // A clean stop hands over at once too: a third replica waits, the leader stops.
+    const c = startReactor(['serve', '--database-url', url, '--listen', '127.0.0.1:0']);
+    try {
+      await c.ready;
+      await c.waitFor(/scheduler: waiting for leadership/, 10000, true);
+      const stoppedAt = Date.now();
+      assert.equal((await b.stop('SIGTERM')).code, 0);
+      await c.waitFor(/scheduler: ticking/, 5000, true);
+      const cTicking = logTime(c.stderr, /scheduler: ticking/);
+      assert.ok(cTicking - stoppedAt < 1000, `third replica ticked ${cTicking - stoppedAt} ms after the stop`);
+      await db.query(`INSERT INTO reactor.scheduled_jobs (id, job_type, scheduled_for) VALUES ('last', 'failover', now() + interval '300 ms')`);
+      const last = await eventually(async () => (await dueEvents(db, ['last']))[0], { timeout: 5000, what: 'the last job due' });
+      assert.ok(last.late_ms >= 0 && last.late_ms < 20, `last job ${last.late_ms} ms late`);
+    } finally {
+      await c.stop();
+    }
   } finally {
     await b.stop();
     if (!a.exited) await a.stop();

@@ -31,7 +31,7 @@ test('idle with 1 000 jobs an hour ahead: no statement in 50 s but one self-chec
     const { rows } = await db.query(
       `SELECT s.query, s.calls::int AS calls FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
         WHERE r.rolname = $1 AND s.toplevel AND s.calls > 0`, [role]);
-    const selfChecks = rows.filter((r) => /pg_notify\(\$1, 'check'\)/.test(r.query));
+    const selfChecks = rows.filter((r) => /pg_notify\(/.test(r.query));  // constants show as $n
     const others = rows.filter((r) => !selfChecks.includes(r));
     assert.deepEqual(others, [], `statements while idle:\n${JSON.stringify(others, null, 1)}`);
     assert.ok(selfChecks.reduce((n, r) => n + r.calls, 0) <= 1, 'more than one self-check');
