@@ -13,6 +13,7 @@
 #include "core/sequencer.h"
 #include "journal/journal.h"
 #include "pg/pg_connection.h"
+#include "sched/scheduler.h"
 
 namespace reactor {
 namespace {
@@ -72,6 +73,16 @@ class Daemon {
     deps.query = QueryAdapter(*conn_);
     deps.horizon = [this] { return sequencer_.horizon(); };
     frontend_ = std::make_unique<Frontend>(loop_, o, std::move(deps));
+
+    // Scheduler (src/sched): deadline timer on this connection, leader election on its own.
+    sched::SchedulerConfig sched_cfg;
+    sched_cfg.enabled = !o.no_scheduler;
+    sched_cfg.lock.conninfo = o.database_url;
+    scheduler_ = std::make_unique<sched::Scheduler>(loop_, sched_cfg, *conn_);
+    conn_->set_state_observer([this](pg::PgConnection::State s, const std::string&) {
+      scheduler_->OnConnectionState(s);
+    });
+
     for (auto* s : {&sigint_, &sigterm_, &sighup_}) {
       uv_signal_init(loop_, s);
       s->data = this;
@@ -94,6 +105,7 @@ class Daemon {
     uv_signal_start(&sigterm_, SignalCb, SIGTERM);
     uv_signal_start(&sighup_, SignalCb, SIGHUP);
     conn_->Start();
+    scheduler_->Start();
     return Status::Ok();
   }
 
@@ -102,6 +114,7 @@ class Daemon {
     // Here, where the sequencer releases it, is the delivery order: the journal's and
     // every subscriber's.
     if (journal_) journal_->Append(UnixMillis(), ev.json);
+    scheduler_->OnEvent(ev);
     frontend_->Publish(std::move(ev));
   }
 
@@ -143,6 +156,7 @@ class Daemon {
       m.Counter("reactor_journal_lines_dropped_total", "Journal lines lost (buffer bound exceeded).", j.lines_dropped);
       m.Gauge("reactor_journal_buffered_bytes", "Journal bytes waiting to be written.", static_cast<double>(j.bytes_buffered));
     }
+    sched::WriteSchedulerMetrics(scheduler_->metrics(), m);
   }
 
   static void SignalCb(uv_signal_t* s, int signum) {
@@ -155,24 +169,27 @@ class Daemon {
     self->Stop(signum == SIGINT ? "SIGINT" : "SIGTERM");
   }
 
-  // Order: subscribers get their 1001 and go; the database connection closes (nothing
-  // more is delivered); the journal writes its last lines; then the signal handles.
+  // Order: the scheduler gives up leadership (a standby takes over at once); subscribers
+  // get their 1001 and go; the database connection closes (nothing more is delivered);
+  // the journal writes its last lines; then the signal handles.
   void Stop(const char* why) {
     if (stopping_) return;
     stopping_ = true;
     spdlog::info("stopping ({})", why);
-    frontend_->Close([this] {
-      conn_->Close([this] {
-        auto close_signals = [this] {
-          for (auto* s : {&sigint_, &sigterm_, &sighup_}) {
-            uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
+    scheduler_->Close([this] {
+      frontend_->Close([this] {
+        conn_->Close([this] {
+          auto close_signals = [this] {
+            for (auto* s : {&sigint_, &sigterm_, &sighup_}) {
+              uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
+            }
+          };
+          if (journal_open_) {
+            journal_->Close(close_signals);
+          } else {
+            close_signals();
           }
-        };
-        if (journal_open_) {
-          journal_->Close(close_signals);
-        } else {
-          close_signals();
-        }
+        });
       });
     });
   }
@@ -184,6 +201,7 @@ class Daemon {
   std::unique_ptr<journal::Journal> journal_;  // --record
   bool journal_open_ = false;
   std::unique_ptr<Frontend> frontend_;
+  std::unique_ptr<sched::Scheduler> scheduler_;  // after conn_: destroyed before it
   uv_signal_t sigint_, sigterm_, sighup_;
   bool stopping_ = false;
   RateLimiter parse_log_;

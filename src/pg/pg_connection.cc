@@ -9,29 +9,10 @@
 #include <cstdlib>
 
 #include "pg/conninfo.h"
+#include "pg/libpq_util.h"
 
 namespace reactor::pg {
 namespace {
-
-// libpq's messages span lines; a log line is one line.
-std::string Trim(const char* s) {
-  std::string out;
-  bool space = false;
-  for (const char* p = s ? s : ""; *p; ++p) {
-    if (*p == '\n' || *p == '\t' || *p == ' ') {
-      space = !out.empty();
-      continue;
-    }
-    if (space) out += ' ';
-    space = false;
-    out += *p;
-  }
-  return out;
-}
-
-void NoticeProcessor(void*, const char* message) {
-  spdlog::info("postgres says: {}", Trim(message));
-}
 
 std::string QuoteIdent(PGconn* conn, const std::string& name) {
   char* q = PQescapeIdentifier(conn, name.c_str(), name.size());
@@ -116,10 +97,10 @@ void PgConnection::BeginConnect() {
   auto vals = params->value_ptrs();
   conn_ = PQconnectStartParams(kw.data(), vals.data(), 1);
   if (!conn_ || PQstatus(conn_) == CONNECTION_BAD) {
-    Fail("cannot start connecting: " + Trim(conn_ ? PQerrorMessage(conn_) : "out of memory"));
+    Fail("cannot start connecting: " + OneLine(conn_ ? PQerrorMessage(conn_) : "out of memory"));
     return;
   }
-  PQsetNoticeProcessor(conn_, NoticeProcessor, nullptr);
+  LogNotices(conn_, "postgres says");
   SetState(State::kConnecting, "connect started");
   timer_role_ = TimerRole::kConnectTimeout;
   uv_timer_start(&timer_, TimerCb, config_.connect_timeout_ms, 0);
@@ -139,7 +120,7 @@ void PgConnection::ContinueConnect() {
       return;
     case PGRES_POLLING_FAILED:
     default:
-      Fail("connect failed: " + Trim(PQerrorMessage(conn_)));
+      Fail("connect failed: " + OneLine(PQerrorMessage(conn_)));
       return;
   }
 }
@@ -148,7 +129,7 @@ void PgConnection::OnConnected() {
   ++stats_.connects;
   ever_connected_ = true;
   if (PQsetnonblocking(conn_, 1) != 0) {
-    Fail("cannot make the connection non-blocking: " + Trim(PQerrorMessage(conn_)));
+    Fail("cannot make the connection non-blocking: " + OneLine(PQerrorMessage(conn_)));
     return;
   }
   WatchSocket(UV_READABLE);
@@ -273,7 +254,7 @@ void PgConnection::SendNext() {
                            values.data(), nullptr, nullptr, 0);
   }
   if (!ok) {
-    Fail("sending a statement failed: " + Trim(PQerrorMessage(conn_)));
+    Fail("sending a statement failed: " + OneLine(PQerrorMessage(conn_)));
     return;
   }
   ++stats_.queries;
@@ -284,7 +265,7 @@ void PgConnection::SendNext() {
 void PgConnection::Flush() {
   int r = PQflush(conn_);
   if (r < 0) {
-    Fail("write failed: " + Trim(PQerrorMessage(conn_)));
+    Fail("write failed: " + OneLine(PQerrorMessage(conn_)));
   } else {
     WatchSocket(r == 1 ? (UV_READABLE | UV_WRITABLE) : UV_READABLE);
   }
@@ -356,7 +337,7 @@ void PgConnection::OnPoll(int status, int events) {
 
 void PgConnection::ReadInput() {
   if (!PQconsumeInput(conn_)) {
-    Fail("connection lost: " + Trim(PQerrorMessage(conn_)));
+    Fail("connection lost: " + OneLine(PQerrorMessage(conn_)));
     return;
   }
   ArmSilenceTimer();
@@ -386,7 +367,7 @@ void PgConnection::ReadInput() {
     if (!res) {
       err = "no result";
     } else if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
-      err = Trim(PQresultErrorMessage(res));
+      err = OneLine(PQresultErrorMessage(res));
       if (err.empty()) err = PQresStatus(PQresultStatus(res));
     }
     q.cb(res, err);

@@ -2,11 +2,17 @@
 //  1. ingest: NOTIFY bursts -> reactor (parsed, sequenced, journaled) vs the floor, a raw
 //     libpq LISTEN client receiving the same notifications in the same run;
 //  2. catch-up: 100 000 events committed while the reactor is disconnected, recovered
-//     from reactor.job_events after the reconnect.
+//     from reactor.job_events after the reconnect;
+//  3. scheduler: lateness of due events (job_events.created_at - scheduled_for, both in
+//     the server's clock) with 10 000 jobs due over one minute, beside the floor (tick()'s
+//     own execution time); then statements per hour while idle.
+// BENCH_ONLY=ingest,catchup,scheduler selects sections (default: all).
 import path from 'node:path';
+import os from 'node:os';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { freshDatabase, connect, startReactor, readJournal, eventually, tempDir, sleep, killReactorBackends } from './lib.mjs';
+import { startLeader } from './sched_lib.mjs';
 
 const FLOOR = process.env.FLOOR_BIN;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -107,5 +113,113 @@ async function catchUp() {
   await reactor.stop();
 }
 
-await ingest();
-await catchUp();
+// 10 000 jobs due evenly over a minute, twice: with a worker that starts and completes
+// each job when its due event arrives (the normal case: pending jobs stay few), and with
+// nobody taking them (tick() then walks every job still pending: its worst case). Then
+// an idle window with nothing due.
+async function scheduler() {
+  const JOBS = Number(process.env.BENCH_SCHED_JOBS ?? 10000);
+  const SPAN_S = Number(process.env.BENCH_SCHED_SECONDS ?? 60);
+  const IDLE_S = Number(process.env.BENCH_IDLE_SECONDS ?? 120);
+  const role = `reactor_bench_${process.pid}`;
+  const admin = await connect(process.env.DATABASE_URL);
+  await admin.query(`CREATE ROLE ${role} LOGIN SUPERUSER`);
+  const f = (x) => Number(x).toFixed(2);
+  console.log(`scheduler (${JOBS} jobs due evenly over ${SPAN_S} s; lateness = job_events.created_at - scheduled_for, server clock):`);
+
+  for (const withWorker of [true, false]) {
+    const url = await freshDatabase(withWorker ? 'bench_sched_worker' : 'bench_sched_pile');
+    const db = await connect(url);
+    await db.query('CREATE EXTENSION pg_stat_statements');
+    const reactorUrl = new URL(url);
+    reactorUrl.username = role;  // the reactor's statements are told apart by role
+    const reactor = await startLeader(reactorUrl.toString(), ['--log-level', 'info']);
+    const stats = async () => (await db.query(
+      `SELECT CASE WHEN s.query LIKE '%reactor.tick()%' THEN 'tick'
+                   WHEN s.query LIKE '%clock_timestamp()%' THEN 'clock'
+                   WHEN s.query LIKE '%pg_notify(%' THEN 'self-check'
+                   ELSE 'other' END AS kind,
+              sum(s.calls)::int AS calls, sum(s.total_exec_time) AS total_ms, max(s.max_exec_time) AS max_ms
+         FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
+        WHERE r.rolname = $1 AND s.toplevel GROUP BY 1`, [role])).rows;
+
+    // The worker: one connection, driven by due events, one job at a time.
+    let worker = null;
+    let worked = 0;
+    if (withWorker) {
+      const listen = await connect(url);
+      const run = await connect(url);
+      const queue = [];
+      let busy = false;
+      const pump = async () => {
+        if (busy) return;
+        busy = true;
+        while (queue.length) {
+          const id = queue.shift();
+          await run.query(`SELECT reactor.complete_job($1, reactor.start_job($1, 'scheduled'))`, [id]).catch(() => {});
+          ++worked;
+        }
+        busy = false;
+      };
+      listen.on('notification', (n) => {
+        const e = JSON.parse(n.payload);
+        if (e.kind === 'due') { queue.push(e.job_id); pump(); }
+      });
+      await listen.query('LISTEN job_status_changed');
+      worker = { end: async () => { await listen.end(); await run.end(); } };
+    }
+
+    await db.query('SELECT pg_stat_statements_reset()');
+    await db.query(`INSERT INTO reactor.scheduled_jobs (id, job_type, scheduled_for)
+                    SELECT 'due_' || g, 'bench', now() + interval '3 s' + g * make_interval(secs => $2::float8 / $1)
+                      FROM generate_series(1, $1::int) g`, [JOBS, SPAN_S]);
+    await eventually(async () => (await db.query(`SELECT count(*)::int AS n FROM reactor.job_events WHERE kind = 'due'`)).rows[0].n >= JOBS,
+      { timeout: (SPAN_S + 120) * 1000, interval: 500, what: 'every job due' });
+    const { rows: [late] } = await db.query(
+      `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY l) AS p50, percentile_cont(0.99) WITHIN GROUP (ORDER BY l) AS p99,
+              max(l) AS max, count(*) FILTER (WHERE l > 20)::int AS over20
+         FROM (SELECT extract(epoch FROM created_at - (payload->>'scheduled_for')::timestamptz) * 1000 AS l
+                 FROM reactor.job_events WHERE kind = 'due') x`);
+    const busy = Object.fromEntries((await stats()).map((r) => [r.kind, r]));
+    const ticks = busy.tick?.calls ?? 0;
+    console.log(withWorker ? `  with a worker taking each job at its due event (${worked} taken):`
+                           : '  with nobody taking the jobs (all stay pending):');
+    console.log(`    lateness p50 ${f(late.p50)} ms, p99 ${f(late.p99)} ms, max ${f(late.max)} ms; ${late.over20} of ${JOBS} over 20 ms`);
+    console.log(`    floor, tick() itself: ${ticks} ticks, ${f((busy.tick?.total_ms ?? 0) / Math.max(ticks, 1))} ms mean, ` +
+                `${f(busy.tick?.max_ms ?? 0)} ms max; ${(JOBS / Math.max(ticks, 1)).toFixed(1)} jobs per tick`);
+    // The reactor's own share: how late its timer fired (its /metrics histogram).
+    const port = reactor.stderr.match(/listening on [^\s:]+:(\d+)/)[1];
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const value = (re) => Number((text.match(re) ?? [])[1] ?? NaN);
+    const fires = value(/^reactor_scheduler_timer_lateness_seconds_count (\S+)/m);
+    // (le labels are printed with 17 digits: 0.0050000000000000001)
+    const within1 = value(/^reactor_scheduler_timer_lateness_seconds_bucket\{le="0\.0010*1?"\} (\S+)/m);
+    const within5 = value(/^reactor_scheduler_timer_lateness_seconds_bucket\{le="0\.0050*1?"\} (\S+)/m);
+    const mean = value(/^reactor_scheduler_timer_lateness_seconds_sum (\S+)/m) / Math.max(fires, 1) * 1000;
+    console.log(`    the reactor's timer: ${fires} fires, ${f(mean)} ms late on average, ` +
+                `${(100 * within1 / Math.max(fires, 1)).toFixed(1)} % within 1 ms, ${(100 * within5 / Math.max(fires, 1)).toFixed(1)} % within 5 ms ` +
+                `(load average ${os.loadavg()[0].toFixed(2)} on ${os.cpus().length} cores)`);
+
+    if (!withWorker) {
+      // Idle: every job is announced and none runs, so nothing is due and no timer runs.
+      await sleep(2000);
+      await db.query('SELECT pg_stat_statements_reset()');
+      await sleep(IDLE_S * 1000);
+      const idle = await stats();
+      const perHour = (kinds) => idle.filter((r) => kinds.includes(r.kind)).reduce((n, r) => n + r.calls, 0) * 3600 / IDLE_S;
+      console.log(`  idle: ${IDLE_S} s of pg_stat_statements for the reactor's role, times ${3600 / IDLE_S}: ` +
+                  `${perHour(['tick', 'clock', 'other'])} scheduler statements per hour (goal 0), ` +
+                  `${perHour(['self-check'])} connection self-checks per hour (one per 60 s of silence)`);
+    }
+    await worker?.end();
+    await reactor.stop();
+    await db.end();
+  }
+  await admin.query(`DROP ROLE ${role}`).catch(() => {});
+  await admin.end();
+}
+
+const only = (process.env.BENCH_ONLY ?? 'ingest,catchup,scheduler').split(',');
+if (only.includes('ingest')) await ingest();
+if (only.includes('catchup')) await catchUp();
+if (only.includes('scheduler')) await scheduler();

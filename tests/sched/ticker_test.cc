@@ -1,0 +1,361 @@
+// Loop tests of the Ticker against a fake server whose clock runs two hours ahead of
+// this process's: reactor.tick() answers from a list of deadlines, with a simulated round
+// trip. Real libuv timers and real time; each test closes every handle and ends with
+// uv_loop_close() == 0.
+#include "sched/ticker.h"
+
+#include <doctest/doctest.h>
+#include <libpq-fe.h>
+#include <uv.h>
+
+#include <algorithm>
+#include <deque>
+#include <string>
+#include <vector>
+
+using namespace reactor;
+using namespace reactor::sched;
+
+namespace {
+
+constexpr int64_t kMs = 1000;
+constexpr int64_t kServerAhead = 7200LL * 1000000;  // the fake server's clock: local + 2 h
+
+PGresult* MakeResult(const std::vector<std::optional<int64_t>>& row) {
+  PGresult* r = PQmakeEmptyPGresult(nullptr, PGRES_TUPLES_OK);
+  std::vector<PGresAttDesc> attrs(row.size());
+  for (auto& a : attrs) {
+    a.name = const_cast<char*>("v");
+    a.typid = 20;  // int8
+    a.typlen = 8;
+    a.atttypmod = -1;
+  }
+  PQsetResultAttrs(r, static_cast<int>(attrs.size()), attrs.data());
+  for (size_t i = 0; i < row.size(); ++i) {
+    std::string text = row[i] ? std::to_string(*row[i]) : "";
+    PQsetvalue(r, 0, static_cast<int>(i), row[i] ? text.data() : nullptr, row[i] ? static_cast<int>(text.size()) : -1);
+  }
+  return r;
+}
+
+struct Announced {
+  int64_t deadline;
+  int64_t at;  // server time of the tick that acted on it
+};
+
+// Answers the ticker's statements in order after `latency_ms`, like one connection.
+class FakeServer {
+ public:
+  explicit FakeServer(uv_loop_t* loop) : loop_(loop) {
+    uv_timer_init(loop_, &timer_);
+    timer_.data = this;
+  }
+  static int64_t Now() { return static_cast<int64_t>(uv_hrtime() / 1000) + kServerAhead; }
+
+  Status Query(const std::string& sql, Ticker::QueryCallback cb) {
+    if (!accepting) return Status::Error("not connected");
+    queue_.push_back({sql, std::move(cb)});
+    if (queue_.size() == 1) uv_timer_start(&timer_, TimerCb, latency_ms, 0);
+    return Status::Ok();
+  }
+  void Close() { uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr); }
+
+  std::vector<int64_t> deadlines;  // server times tick() will act on
+  std::vector<Announced> announced;
+  int tick_queries = 0;
+  int clock_queries = 0;
+  int fail_ticks = 0;  // answer this many ticks with an error
+  uint64_t latency_ms = 1;
+  bool accepting = true;
+
+ private:
+  struct Pending {
+    std::string sql;
+    Ticker::QueryCallback cb;
+  };
+  static void TimerCb(uv_timer_t* t) { static_cast<FakeServer*>(t->data)->AnswerOne(); }
+
+  void AnswerOne() {
+    Pending q = std::move(queue_.front());
+    queue_.pop_front();
+    if (!queue_.empty()) uv_timer_start(&timer_, TimerCb, latency_ms, 0);
+    const int64_t now = Now();
+    if (q.sql == kTickSql) {
+      ++tick_queries;
+      if (fail_ticks > 0) {
+        --fail_ticks;
+        q.cb(nullptr, "ERROR: could not serialize access");
+        return;
+      }
+      std::optional<int64_t> next;
+      std::vector<int64_t> rest;
+      for (int64_t d : deadlines) {
+        if (d <= now) {
+          announced.push_back({d, now});
+        } else {
+          rest.push_back(d);
+          if (!next || d < *next) next = d;
+        }
+      }
+      deadlines.swap(rest);
+      PGresult* r = MakeResult({next, now});
+      q.cb(r, "");
+      PQclear(r);
+    } else if (q.sql == kClockSql) {
+      ++clock_queries;
+      PGresult* r = MakeResult({now});
+      q.cb(r, "");
+      PQclear(r);
+    } else {
+      q.cb(nullptr, "ERROR: unexpected statement");
+    }
+  }
+
+  uv_loop_t* loop_;
+  uv_timer_t timer_;
+  std::deque<Pending> queue_;
+};
+
+// Runs the loop until `pred` holds or `timeout_ms` passes.
+template <class Pred>
+bool RunUntil(uv_loop_t* loop, Pred pred, uint64_t timeout_ms) {
+  uv_timer_t guard;  // keeps uv_run(ONCE) from blocking past the timeout
+  uv_timer_init(loop, &guard);
+  uv_timer_start(&guard, [](uv_timer_t*) {}, 2, 2);
+  const uint64_t end = uv_hrtime() + timeout_ms * 1000000;
+  while (!pred() && uv_hrtime() < end) uv_run(loop, UV_RUN_ONCE);
+  uv_close(reinterpret_cast<uv_handle_t*>(&guard), nullptr);
+  uv_run(loop, UV_RUN_NOWAIT);
+  return pred();
+}
+
+void RunFor(uv_loop_t* loop, uint64_t ms) {
+  RunUntil(loop, [] { return false; }, ms);
+}
+
+Event EventWithDeadline(int64_t server_time, const char* kind = "status") {
+  Event ev;
+  ev.id = 1;
+  ev.kind = kind;
+  ev.source = "scheduled_jobs";
+  ev.job_id = "j";
+  ev.deadline = FormatIsoUtc(server_time);
+  return ev;
+}
+
+Event ConfigDoorbell() {
+  Event ev;
+  ev.kind = "config";
+  ev.source = "scheduler_config";
+  return ev;
+}
+
+struct Fixture {
+  uv_loop_t loop;
+  FakeServer* server = nullptr;
+  Ticker* ticker = nullptr;
+
+  explicit Fixture(TickerConfig config = {}) {
+    uv_loop_init(&loop);
+    server = new FakeServer(&loop);
+    ticker = new Ticker(&loop, config, [this](const std::string& sql, Ticker::QueryCallback cb) {
+      return server->Query(sql, std::move(cb));
+    });
+  }
+  void Activate() {
+    ticker->SetConnected(true);
+    ticker->SetLeader(true);
+  }
+  // Everything closed, nothing leaked.
+  void Finish() {
+    bool closed = false;
+    ticker->Close([&closed] { closed = true; });
+    server->Close();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(closed);
+    delete ticker;
+    delete server;
+    CHECK(uv_loop_close(&loop) == 0);
+  }
+};
+
+// Each announcement came at or after its deadline and within `slack_ms`.
+void CheckPunctual(const std::vector<Announced>& a, int64_t slack_ms) {
+  for (const auto& x : a) {
+    CAPTURE(x.deadline);
+    CHECK(x.at >= x.deadline);
+    CHECK(x.at - x.deadline <= slack_ms * kMs);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("Ticker: ticks at once, then exactly at each deadline in server time") {
+  Fixture f;
+  const int64_t t0 = FakeServer::Now();
+  f.server->deadlines = {t0 + 60 * kMs, t0 + 120 * kMs, t0 + 180 * kMs};
+  f.Activate();
+  CHECK(f.ticker->active());
+  REQUIRE(RunUntil(&f.loop, [&] { return f.server->announced.size() == 3; }, 2000));
+  RunFor(&f.loop, 30);
+  // One catch-up tick on activation plus one per deadline: no early tick, no poll.
+  CHECK(f.server->tick_queries == 4);
+  CHECK(f.server->clock_queries == 3);
+  CheckPunctual(f.server->announced, 40);
+  CHECK_FALSE(f.ticker->armed_deadline().has_value());  // nothing due: no timer
+  SchedulerMetrics m;
+  f.ticker->FillMetrics(m);
+  CHECK(m.ticks == 4);
+  CHECK(m.lateness_count == 3);
+  CHECK(m.armed_deadline_unix == 0);
+  CHECK(m.clock_uncertainty_ms < 5);
+  f.Finish();
+}
+
+TEST_CASE("Ticker: an earlier deadline from an event re-arms without a query") {
+  Fixture f;
+  f.Activate();
+  REQUIRE(RunUntil(&f.loop, [&] { return f.server->tick_queries == 1 && !f.ticker->tick_in_flight(); }, 1000));
+  CHECK_FALSE(f.ticker->armed_deadline().has_value());
+
+  const int64_t t0 = FakeServer::Now();
+  const int64_t late = t0 + 400 * kMs, early = t0 + 80 * kMs;
+  f.server->deadlines = {late, early};
+  f.ticker->OnEvent(EventWithDeadline(late));
+  CHECK(f.ticker->armed_deadline() == late);
+  f.ticker->OnEvent(EventWithDeadline(early));
+  CHECK(f.ticker->armed_deadline() == early);
+  f.ticker->OnEvent(EventWithDeadline(late));  // later than armed: ignored
+  CHECK(f.ticker->armed_deadline() == early);
+  CHECK(f.server->tick_queries == 1);
+
+  REQUIRE(RunUntil(&f.loop, [&] { return f.server->announced.size() == 2; }, 2000));
+  CHECK(f.server->tick_queries == 3);
+  CheckPunctual(f.server->announced, 40);
+  SchedulerMetrics m;
+  f.ticker->FillMetrics(m);
+  CHECK(m.rearms_from_events == 2);
+  f.Finish();
+}
+
+TEST_CASE("Ticker: due events are not deadlines; config doorbells share one tick") {
+  Fixture f;
+  f.Activate();
+  REQUIRE(RunUntil(&f.loop, [&] { return f.server->tick_queries == 1 && !f.ticker->tick_in_flight(); }, 1000));
+
+  f.ticker->OnEvent(EventWithDeadline(FakeServer::Now() - 5 * kMs, "due"));
+  CHECK_FALSE(f.ticker->armed_deadline().has_value());
+  RunFor(&f.loop, 20);
+  CHECK(f.server->tick_queries == 1);
+
+  for (int i = 0; i < 5; ++i) f.ticker->OnEvent(ConfigDoorbell());
+  RunFor(&f.loop, 40);
+  CHECK(f.server->tick_queries == 2);
+
+  // A past deadline (a job inserted already due) ticks once too, however many arrive.
+  for (int i = 0; i < 5; ++i) f.ticker->OnEvent(EventWithDeadline(FakeServer::Now() - 1 * kMs));
+  RunFor(&f.loop, 40);
+  CHECK(f.server->tick_queries == 3);
+
+  SchedulerMetrics m;
+  f.ticker->FillMetrics(m);
+  CHECK(m.due_events == 1);
+  CHECK(m.config_doorbells == 5);
+  f.Finish();
+}
+
+TEST_CASE("Ticker: deadlines learned while a tick is in flight are folded into its answer") {
+  Fixture f;
+  f.server->latency_ms = 30;
+  f.Activate();
+  REQUIRE(f.ticker->tick_in_flight());
+  const int64_t soon = FakeServer::Now() + 120 * kMs;
+  f.server->deadlines = {soon};  // committed after the tick's snapshot, as it were
+  f.ticker->OnEvent(EventWithDeadline(soon));
+  CHECK_FALSE(f.ticker->armed_deadline().has_value());
+  REQUIRE(RunUntil(&f.loop, [&] { return f.server->announced.size() == 1; }, 2000));
+  CheckPunctual(f.server->announced, 70);
+  f.Finish();
+}
+
+TEST_CASE("Ticker: nothing without leadership or connection; a late answer is ignored") {
+  Fixture f;
+  f.ticker->SetConnected(true);
+  f.server->deadlines = {FakeServer::Now() + 20 * kMs};
+  f.ticker->OnEvent(EventWithDeadline(FakeServer::Now() + 20 * kMs));
+  RunFor(&f.loop, 60);
+  CHECK(f.server->tick_queries == 0);
+  CHECK(f.server->clock_queries == 0);
+  CHECK_FALSE(f.ticker->armed_deadline().has_value());
+
+  f.server->latency_ms = 30;
+  f.ticker->SetLeader(true);
+  REQUIRE(f.ticker->tick_in_flight());
+  f.ticker->SetLeader(false);  // lost before the answer
+  CHECK_FALSE(f.ticker->tick_in_flight());
+  RunFor(&f.loop, 200);
+  CHECK(f.server->announced.size() == 1);  // the catch-up tick ran in the server...
+  CHECK_FALSE(f.ticker->armed_deadline().has_value());  // ...but its answer arms nothing
+
+  // The connection refuses statements: the ticker waits for the next SetConnected(true).
+  f.server->accepting = false;
+  f.ticker->SetLeader(true);
+  CHECK_FALSE(f.ticker->tick_in_flight());
+  f.ticker->SetConnected(false);
+  CHECK_FALSE(f.ticker->active());
+  CHECK_FALSE(f.ticker->armed_deadline().has_value());
+  f.Finish();
+}
+
+TEST_CASE("Ticker: a failed tick is retried after a backoff that an event cannot cancel") {
+  TickerConfig config;
+  config.retry_min_ms = 60;
+  Fixture f(config);
+  f.server->fail_ticks = 1;
+  f.Activate();
+  REQUIRE(RunUntil(&f.loop, [&] { return f.server->tick_queries == 1 && !f.ticker->tick_in_flight(); }, 1000));
+  REQUIRE(f.ticker->armed_deadline().has_value());
+  // A deadline far away must not replace the retry; nor may a past one pull it forward.
+  f.ticker->OnEvent(EventWithDeadline(FakeServer::Now() + 3600LL * 1000000));
+  f.ticker->OnEvent(EventWithDeadline(FakeServer::Now() - kMs));
+  RunFor(&f.loop, 20);
+  CHECK(f.server->tick_queries == 1);
+  REQUIRE(RunUntil(&f.loop, [&] { return f.server->tick_queries == 2; }, 1000));
+  RunFor(&f.loop, 10);
+  SchedulerMetrics m;
+  f.ticker->FillMetrics(m);
+  CHECK(m.tick_errors == 1);
+  CHECK(m.ticks == 1);
+  f.Finish();
+}
+
+TEST_CASE("Ticker: a distant deadline gets one clock check shortly before it") {
+  TickerConfig config;
+  config.max_drift_ppm = 100000;  // 10 %: a 300 ms wait may drift 30 ms
+  config.plan.precision_us = 5 * kMs;
+  config.plan.prewake_lead_us = 20 * kMs;
+  config.clock_samples_on_start = 1;
+  Fixture f(config);
+  const int64_t deadline = FakeServer::Now() + 300 * kMs;
+  f.server->deadlines = {deadline};
+  f.Activate();
+  REQUIRE(RunUntil(&f.loop, [&] { return f.server->announced.size() == 1; }, 2000));
+  CheckPunctual(f.server->announced, 40);
+  SchedulerMetrics m;
+  f.ticker->FillMetrics(m);
+  CHECK(m.prewakes == 1);
+  CHECK(f.server->clock_queries == 2);  // one on activation, one before the deadline
+  CHECK(f.server->tick_queries == 2);
+  f.Finish();
+}
+
+TEST_CASE("Ticker: an unreadable deadline is ignored") {
+  Fixture f;
+  f.Activate();
+  REQUIRE(RunUntil(&f.loop, [&] { return f.server->tick_queries == 1 && !f.ticker->tick_in_flight(); }, 1000));
+  Event ev = EventWithDeadline(0);
+  ev.deadline = "tomorrow";
+  f.ticker->OnEvent(ev);
+  CHECK_FALSE(f.ticker->armed_deadline().has_value());
+  f.Finish();
+}
