@@ -438,7 +438,17 @@ void PgConnection::Fail(const std::string& reason) {
     ++stats_.connect_failures;
     spdlog::warn("postgres: {}", reason);
   }
-  StopWatching();
+  Drop();
+  uv_timer_stop(&timer_);
+  timer_role_ = TimerRole::kNone;
+  sequencer_.OnConnectionLost();
+  SetState(State::kDisconnected, reason);
+  FailQueued("connection lost: " + reason);  // callbacks see the disconnected state
+  if (state_ == State::kDisconnected) ScheduleReconnect();
+}
+
+void PgConnection::Drop() {
+  StopWatching();  // before PQfinish closes the socket the poll handle watches
   if (conn_) {
     PQfinish(conn_);
     conn_ = nullptr;
@@ -448,15 +458,12 @@ void PgConnection::Fail(const std::string& reason) {
     in_flight_result_ = nullptr;
   }
   in_flight_ = false;
-  uv_timer_stop(&timer_);
-  timer_role_ = TimerRole::kNone;
-  sequencer_.OnConnectionLost();
-  SetState(State::kDisconnected, reason);
-  // Fail every queued statement; callbacks see the disconnected state.
+}
+
+void PgConnection::FailQueued(const std::string& why) {
   std::deque<PendingQuery> failed;
   failed.swap(queue_);
-  for (auto& q : failed) q.cb(nullptr, "connection lost: " + reason);
-  if (state_ == State::kDisconnected) ScheduleReconnect();
+  for (auto& q : failed) q.cb(nullptr, why);
 }
 
 void PgConnection::ScheduleReconnect() {
@@ -473,19 +480,8 @@ void PgConnection::Close(std::function<void()> done) {
   on_closed_ = std::move(done);
   if (state_ == State::kClosing || state_ == State::kClosed) return;
   SetState(State::kClosing, "shutting down");
-  StopWatching();
-  if (conn_) {
-    PQfinish(conn_);
-    conn_ = nullptr;
-  }
-  if (in_flight_result_) {
-    PQclear(in_flight_result_);
-    in_flight_result_ = nullptr;
-  }
-  in_flight_ = false;
-  std::deque<PendingQuery> failed;
-  failed.swap(queue_);
-  for (auto& q : failed) q.cb(nullptr, "shutting down");
+  Drop();
+  FailQueued("shutting down");
   uv_timer_stop(&timer_);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), TimerClosedCb);
 }

@@ -102,6 +102,8 @@ class PgConnection {
   void ContinueConnect();
   void OnConnected();
   void Fail(const std::string& reason);  // drop the connection, schedule a reconnect
+  void Drop();                           // close socket watch + PGconn, forget the statement in flight
+  void FailQueued(const std::string& why);  // every queued statement's callback, with `why`
   void ScheduleReconnect();
   void WatchSocket(int events);
   void StopWatching();
