@@ -1,4 +1,4 @@
-// Small libpq helpers shared by the reactor's connections (the event connection and the
+// Small libpq functions shared by the reactor's connections (the event connection and the
 // scheduler's lock connection). Pure apart from what libpq itself does.
 #pragma once
 

@@ -1,4 +1,4 @@
-// Helpers shared by the scheduler's end-to-end tests: a reactor that is the leader and
+// What the scheduler's end-to-end tests share: a reactor that is the leader and
 // has ticked once, and the due/status events it caused, measured in the server's clock.
 import { startReactor } from './lib.mjs';
 
