@@ -112,9 +112,10 @@ class Daemon {
  private:
   void OnEvent(Event&& ev) {
     // Here, where the sequencer releases it, is the delivery order: the journal's and
-    // every subscriber's.
-    if (journal_) journal_->Append(UnixMillis(), ev.json);
+    // every subscriber's. A scheduling doorbell is for the scheduler alone.
     scheduler_->OnEvent(ev);
+    if (ev.is_doorbell()) return;
+    if (journal_) journal_->Append(UnixMillis(), ev.json);
     frontend_->Publish(std::move(ev));
   }
 

@@ -30,6 +30,9 @@ struct Event {
   // fanned out but never deduplicated or fetched.
   bool is_logged() const { return id > 0 && !kind.empty() && !foreign; }
   bool foreign = false;      // no "source"/"kind": a user's own trigger
+  // {"kind":"config",...} without an id: the SQL side says "scheduling inputs changed,
+  // tick again" (docs/events.md). For the scheduler only; never journaled or fanned out.
+  bool is_doorbell() const { return kind == "config" && id == 0; }
 };
 
 // Parses payloads into Events, reusing its buffers across calls. Not thread-safe.

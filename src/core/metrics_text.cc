@@ -1,13 +1,16 @@
 #include "core/metrics_text.h"
 
-#include <cstdio>
+#include <charconv>
+#include <system_error>
 
 namespace reactor {
 namespace {
+// The shortest text that reads back as the same double (0.005, not 0.0050000000000000001).
 std::string Num(double v) {
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  if (ec != std::errc()) return "NaN";
+  return std::string(buf, end);
 }
 }  // namespace
 

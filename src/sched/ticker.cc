@@ -89,7 +89,7 @@ void Ticker::OnEvent(const Event& ev) {
     ++stats_.due_events;
     return;
   }
-  if (ev.kind == "config" && ev.id == 0) {
+  if (ev.is_doorbell()) {
     ++stats_.config_doorbells;
     if (active_) RequestTick();
     return;

@@ -16,4 +16,9 @@ TEST_CASE("Prometheus text: counters, gauges with labels, cumulative histograms"
   CHECK(t.find("reactor_latency_seconds_bucket{le=\"0.01\"} 5\n") != std::string::npos);
   CHECK(t.find("reactor_latency_seconds_bucket{le=\"+Inf\"} 6\n") != std::string::npos);
   CHECK(t.find("reactor_latency_seconds_count 6\n") != std::string::npos);
+  reactor::MetricsText b;
+  b.Histogram("h", "x", {0.005, 2.5e-05}, {0, 0, 0}, 0.1, 0);
+  CHECK(b.text().find("le=\"0.005\"") != std::string::npos);
+  CHECK(b.text().find("le=\"2.5e-05\"") != std::string::npos);
+  CHECK(b.text().find("h_sum 0.1\n") != std::string::npos);
 }

@@ -29,6 +29,8 @@ test('oversize, garbage and foreign payloads', { timeout: 60000 }, async () => {
   await db.query(`SELECT pg_notify('job_status_changed', '[1, 2, 3]')`);
   const foreign = '{"job_id": "q-17", "status": "processing", "progress_percent": 40, "nested": {"a": [1, "two"]}}';
   await db.query(`SELECT pg_notify('job_status_changed', $1)`, [foreign]);
+  // A scheduling doorbell (docs/events.md) is for the scheduler only.
+  await db.query(`UPDATE reactor.scheduler_config SET stuck_timeout_seconds = stuck_timeout_seconds + 1`);
   await db.query(`SELECT reactor.update_job_progress('big', 100, 'after the noise')`).catch(() => {});
   await db.query(`INSERT INTO reactor.scheduled_jobs (id, job_type, frequency_type, frequency_config)
                   VALUES ('after', 'export', 'once', '{}')`);
@@ -52,6 +54,7 @@ test('oversize, garbage and foreign payloads', { timeout: 60000 }, async () => {
   await eventually(async () => /dropped a payload on channel job_status_changed: .*(not a JSON object|invalid JSON)/.test(reactor.stderr),
     { what: 'a log line about the garbage' });
   assert.ok(!raw.includes('this is not json'));
+  assert.ok(!raw.includes('"config"'), 'doorbells are not journaled');
 
   await db.end();
   const exit = await reactor.stop('SIGINT');

