@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "web/assets.h"
+
 namespace reactor {
 
 Frontend::Frontend(uv_loop_t* loop, const Options& options, Deps deps)
@@ -53,6 +55,7 @@ Status Frontend::Start() {
 }
 
 ws::Response Frontend::Handle(const ws::Request& req) {
+  if (const web::Asset* asset = web::Assets::Embedded().Find(req.path)) return web::Serve(*asset, req);
   const bool known = req.path == "/healthz" || req.path == "/readyz" || req.path == "/metrics";
   if (!known) return ws::NotFound();
   if (req.method != "GET" && req.method != "HEAD") return ws::MethodNotAllowed("GET, HEAD");
