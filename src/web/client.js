@@ -121,6 +121,7 @@ export class Client {
       this.ws = null;
       this.snapshotPending = false;
       this.clearTimers();
+      if (e.code !== 1000) this.onError(`connection closed (${e.code}${e.reason ? `: ${e.reason}` : ''})`);
       if (e.code === 1008) {
         // The token was refused or has expired: wait for a new one.
         this.authNeeded = true;

@@ -22,6 +22,11 @@ export function formatTime(iso, { millis = false, nowMs = Date.now() } = {}) {
 
 const fmtInt = (n) => n.toLocaleString('en-US');
 
+// Writing the same text again still costs a style and layout pass: skip it.
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
 function el(tag, cls) {
   const e = document.createElement(tag);
   if (cls) e.className = cls;
@@ -34,6 +39,9 @@ export class View {
     this.maxRows = maxRows;
     this.$ = (id) => root.getElementById(id);
     this.tbody = this.$('rows');
+    this.table = this.$('jobs');
+    this.nextTableAt = 0;
+    this.busyUntil = 0;
     this.rows = new Map();  // key -> { tr, cells, row }
     this.drawnSeq = -1;
     this.frame = 0;
@@ -61,24 +69,33 @@ export class View {
     const s = this.store;
     if (s.seq === this.drawnSeq) return;
     this.drawnSeq = s.seq;
-    for (const st of STATUSES) {
-      const text = fmtInt(s.counts[st]);
-      if (this.counts[st].textContent !== text) this.counts[st].textContent = text;
-    }
-    this.$('count-total').textContent = fmtInt(s.size);
-    this.$('cap-note').hidden = !s.partial;
-    this.$('last-id').textContent = s.lastEventId ? String(s.lastEventId) : '—';
+    for (const st of STATUSES) setText(this.counts[st], fmtInt(s.counts[st]));
+    setText(this.$('count-total'), fmtInt(s.size));
+    if (this.$('cap-note').hidden === s.partial) this.$('cap-note').hidden = !s.partial;
+    setText(this.$('last-id'), s.lastEventId ? String(s.lastEventId) : '—');
     this.drawTable();
   }
 
   drawTable() {
     const s = this.store;
+    // At high rates the table is redrawn less often than every frame: a redraw that
+    // took d ms waits 4·d ms (at most 250 ms) before the next, so that layout never
+    // crowds out input and scrolling. Counts and the last event id still move every frame.
+    const now = performance.now();
+    if (now < this.nextTableAt) {
+      this.drawnSeq = -1;  // come back next frame
+      this.invalidate();
+      return;
+    }
     const changed = s.takeChanged();
     const rows = s.newest(this.maxRows);
     const keep = new Set();
     const trs = [];
-    // A snapshot changes everything at once: no flashing then.
-    const flash = changed.size < 200;
+    // Many changes at once (a snapshot, a burst): no flashes, no transitions.
+    if (changed.size > 40) this.busyUntil = now + 2000;
+    const busy = now < this.busyUntil;
+    this.table.classList.toggle('busy', busy);
+    const flash = !busy;
     let flashes = 0;
     for (const row of rows) {
       keep.add(row.key);
@@ -91,7 +108,7 @@ export class View {
         this.fill(entry, row);
         entry.row = row;
       }
-      if (flash && changed.has(row.key) && flashes < 60) {
+      if (flash && changed.has(row.key) && flashes < 40) {
         flashes++;
         entry.flip = !entry.flip;
         entry.tr.classList.toggle('flash-a', entry.flip);
@@ -116,10 +133,12 @@ export class View {
       }
       this.tbody.insertBefore(tr, cursor);
     }
-    this.$('shown').textContent = rows.length < s.size
+    setText(this.$('shown'), rows.length < s.size
       ? `showing the ${fmtInt(rows.length)} most recently changed of ${fmtInt(s.size)} jobs`
-      : `${fmtInt(s.size)} jobs`;
-    this.$('empty').hidden = rows.length > 0;
+      : `${fmtInt(s.size)} jobs`);
+    if (this.$('empty').hidden !== rows.length > 0) this.$('empty').hidden = rows.length > 0;
+    const took = performance.now() - now;
+    this.nextTableAt = took > 8 ? now + Math.min(250, 4 * took) : 0;
   }
 
   makeRow(row) {
