@@ -114,8 +114,9 @@ const client = new Client({
     view.invalidate();
   },
   onError: (text) => {
-    $('last-error').textContent = text;
-    $('last-error').title = `${new Date().toISOString()} ${text}`;
+    const now = new Date();
+    $('last-error').textContent = `${formatTime(now.toISOString(), { millis: true })} ${text}`;
+    $('last-error').title = `${now.toISOString()} ${text}`;
   },
 });
 

@@ -249,6 +249,22 @@ test('dashboard: live rows and counts, server-side filters, a killed connection,
     assert.ok(total > rowsAfterKill);
     for (const [s, n] of Object.entries(await dbCounts(db))) await countIs(page, s, n, 3000);
 
+    // ---- a resume the server cannot fill (the log was emptied meanwhile) ----
+    await reactor.stop('SIGTERM');
+    await connState(page, 'reconnecting', 3000);
+    assert.equal(await page.isHidden('#gap'), true, 'a gap marker before any gap');
+    await db.query('DELETE FROM reactor.job_events');
+    await insertJob(db, 'after_gap', 'gamma', 'u9');
+    reactor = await serve(url, port, ['--no-scheduler']);
+    await page.waitForSelector('#gap', { state: 'visible', timeout: 15000 });
+    assert.match(await page.textContent('#gap-text'), /^resynced after gap · \d\d:\d\d:\d\d\.\d{3}$/);
+    await rowIs(page, 'after_gap', { status: 'pending' }, 3000);
+    await tableMatchesDatabase(page, db, 3000);
+    await connState(page, 'live', 3000);
+    await insertJob(db, 'after_gap_2', 'gamma', 'u9');
+    await rowIs(page, 'after_gap_2', { status: 'pending' });
+    assert.equal(await page.isVisible('#gap'), true, 'the gap marker stays');
+
     if (ROOT) {
       mkdirSync(path.join(ROOT, 'build'), { recursive: true });
       await page.screenshot({ path: path.join(ROOT, 'build', 'dashboard.png') });
