@@ -5,7 +5,7 @@
 #include "app/options.h"
 #include "app/serve.h"
 #include "core/embedded.h"
-#include "journal/replay_cli.h"
+#include "app/replay_cli.h"
 #include "pg/conninfo.h"
 #include "pg/migrate.h"
 
@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
     case reactor::Command::kServe:
       return reactor::RunServe(o);
     case reactor::Command::kReplay:
-      return reactor::journal::RunReplay(o);
+      return reactor::RunReplay(o);
     case reactor::Command::kExit:
       break;
   }

@@ -3,6 +3,8 @@
 // JSON line when it has `count` notifications (or at the timeout):
 //   {"count":N,"first_ns":...,"last_ns":...,"cpu_ns":...}
 // Times are CLOCK_REALTIME nanoseconds, comparable with the reactor's journal `t`.
+// When payloads carry "t_us":<unix microseconds at send>, the JSON also has the
+// latency percentiles "p50_us", "p99_us", "p999_us" (commit to this client).
 //
 // usage: listen_floor CONNINFO CHANNEL COUNT [TIMEOUT_S]
 #include <libpq-fe.h>
@@ -10,9 +12,12 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
+#include <vector>
 
 namespace {
 long long NowNs() {
@@ -51,6 +56,7 @@ int main(int argc, char** argv) {
   std::printf("{\"listening\":true}\n");
   std::fflush(stdout);
   long long count = 0, first = 0, last = 0, start = NowNs(), cpu0 = CpuNs();
+  std::vector<long long> lat_us;
   while (count < want && NowNs() - start < timeout_ns) {
     pollfd p{PQsocket(conn), POLLIN, 0};
     if (poll(&p, 1, 100) < 0) break;
@@ -61,11 +67,22 @@ int main(int argc, char** argv) {
     while (PGnotify* n = PQnotifies(conn)) {
       last = NowNs();
       if (count++ == 0) first = last;
+      if (const char* t = n->extra ? std::strstr(n->extra, "\"t_us\"") : nullptr) {
+        t += 6;
+        while (*t == ' ' || *t == ':') ++t;
+        lat_us.push_back(last / 1000 - std::atoll(t));
+      }
       PQfreemem(n);
     }
   }
-  std::printf("{\"count\":%lld,\"first_ns\":%lld,\"last_ns\":%lld,\"cpu_ns\":%lld}\n", count, first,
-              last, CpuNs() - cpu0);
+  auto pct = [&lat_us](double p) -> long long {
+    if (lat_us.empty()) return -1;
+    return lat_us[std::min(lat_us.size() - 1, static_cast<size_t>(p * static_cast<double>(lat_us.size())))];
+  };
+  std::sort(lat_us.begin(), lat_us.end());
+  std::printf("{\"count\":%lld,\"first_ns\":%lld,\"last_ns\":%lld,\"cpu_ns\":%lld,\"p50_us\":%lld,"
+              "\"p99_us\":%lld,\"p999_us\":%lld}\n",
+              count, first, last, CpuNs() - cpu0, pct(0.5), pct(0.99), pct(0.999));
   PQfinish(conn);
   return count == want ? 0 : 1;
 }

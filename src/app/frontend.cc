@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
+
 #include "web/assets.h"
 
 namespace reactor {
@@ -25,6 +27,11 @@ Frontend::Frontend(uv_loop_t* loop, const Options& options, Deps deps)
 
   ws::ServerConfig sc;
   sc.listen = options.listen;
+  sc.max_connections = options.max_connections;
+  sc.request_limits.max_header_bytes = options.max_header_bytes;
+  sc.handshake_timeout_ms = options.handshake_timeout_ms;
+  sc.idle_timeout_ms = options.idle_timeout_ms;
+  sc.ping.interval_ms = static_cast<int64_t>(options.ping_interval_ms);
   server_ = std::make_unique<ws::Server>(loop_, sc, *hub_,
                                          [this](const ws::Request& r) { return Handle(r); });
   uv_check_init(loop_, &check_);
@@ -49,8 +56,14 @@ Status Frontend::Start() {
     self->woke_ns_ = 0;
   });
   std::string host = bound->host.find(':') != std::string::npos ? "[" + bound->host + "]" : bound->host;
-  spdlog::info("listening on {}:{}{}", host, bound->port,
-               hub_->auth_required() ? " (JWT required)" : " (no authentication)");
+  // Scripts find the real port in this line, whatever --log-level says.
+  std::string line = "listening on " + host + ":" + std::to_string(bound->port) +
+                     (hub_->auth_required() ? " (JWT required)" : " (no authentication)");
+  if (spdlog::should_log(spdlog::level::info)) {
+    spdlog::info("{}", line);
+  } else {
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
   return Status::Ok();
 }
 
@@ -93,10 +106,15 @@ std::string Frontend::Metrics() {
   m.Counter("reactor_socket_writes_total", "Write calls (each coalesces a loop pass's frames).", s.writes);
   m.Counter("reactor_http_requests_total", "HTTP requests, upgrades included.", s.http_requests);
   m.Counter("reactor_connections_accepted_total", "TCP connections accepted.", s.accepted);
+  m.Gauge("reactor_connections", "Open connections, HTTP and WebSocket (--max-connections).",
+          static_cast<double>(s.open_http + s.open_ws));
+  m.Counter("reactor_http_request_errors_total", "Requests refused as malformed or over a limit (400, 413, 431, 505).", s.request_errors);
+  m.Counter("reactor_http_headers_too_large_total", "Requests over --max-header-bytes (431).", s.headers_too_large);
   m.Counter("reactor_connections_rejected_total", "Connections refused over the connection limit.", s.rejected_over_limit);
   m.Counter("reactor_handshake_timeouts_total", "Requests not complete in time (slow-loris).", s.handshake_timeouts);
   m.Counter("reactor_idle_timeouts_total", "Idle HTTP keep-alive connections closed.", s.idle_timeouts);
   m.Counter("reactor_ws_protocol_errors_total", "WebSocket connections failed for a protocol error.", s.protocol_errors);
+  m.Counter("reactor_ws_auth_timeouts_total", "WebSocket connections closed (1008) for not authenticating in time.", s.auth_timeouts);
   m.Counter("reactor_ws_ping_timeouts_total", "WebSocket connections closed after unanswered pings.", s.ping_timeouts);
   m.Counter("reactor_ws_upgrade_failures_total", "Refused WebSocket handshakes.", s.upgrade_failures);
   std::vector<double> bounds;

@@ -74,6 +74,21 @@ Options ParseOptions(int argc, const char* const* argv) {
   app.add_option("--max-queue-bytes", o.max_queue_bytes,
                  "per-connection send queue before closing a slow consumer")
       ->capture_default_str()->check(CLI::Range(uint64_t{1024}, uint64_t{1} << 40));
+  app.add_option("--max-connections", o.max_connections,
+                 "open connections (HTTP and WebSocket) before new ones get 503")
+      ->capture_default_str()->check(CLI::Range(uint64_t{1}, uint64_t{1000000}));
+  app.add_option("--max-header-bytes", o.max_header_bytes,
+                 "request line + headers before 431")
+      ->capture_default_str()->check(CLI::Range(uint64_t{1024}, uint64_t{1} << 20));
+  app.add_option("--handshake-timeout-ms", o.handshake_timeout_ms,
+                 "time a new connection (or a started request) has to complete its request")
+      ->capture_default_str()->check(CLI::Range(uint64_t{100}, uint64_t{3600000}));
+  app.add_option("--idle-timeout-ms", o.idle_timeout_ms,
+                 "time an HTTP keep-alive connection may wait for its next request")
+      ->capture_default_str()->check(CLI::Range(uint64_t{100}, uint64_t{86400000}));
+  app.add_option("--ping-interval-ms", o.ping_interval_ms,
+                 "WebSocket ping interval; two unanswered pings close with 1002")
+      ->capture_default_str()->check(CLI::Range(uint64_t{100}, uint64_t{3600000}));
   app.add_flag("--no-scheduler", o.no_scheduler, "this replica never ticks");
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error, critical, off")
       ->envname("REACTOR_LOG_LEVEL")->capture_default_str()
@@ -116,8 +131,16 @@ Options ParseOptions(int argc, const char* const* argv) {
   o.job_types = SplitCommas(job_types);
   o.statuses = SplitCommas(statuses);
 
+  auto open_listen = [&o] {
+    return o.jwt_secret.empty() && !o.allow_anonymous && !IsLoopbackHost(o.listen.host);
+  };
+  const std::string open_listen_msg =
+      "--listen " + o.listen.host +
+      " is not loopback and no --jwt-secret is set; pass --allow-anonymous to serve every event "
+      "to anyone who connects";
   if (!o.replay_file.empty()) {
     if (serve->parsed() || migrate->parsed()) return usage("--replay cannot be combined with a command");
+    if (o.listen_given && open_listen()) return usage(open_listen_msg);
     o.command = Command::kReplay;
     return o;
   }
@@ -125,12 +148,7 @@ Options ParseOptions(int argc, const char* const* argv) {
   if (o.database_url.empty()) {
     return usage("no database: set --database-url or DATABASE_URL");
   }
-  if (o.command == Command::kServe && o.jwt_secret.empty() && !o.allow_anonymous &&
-      !IsLoopbackHost(o.listen.host)) {
-    return usage("--listen " + o.listen.host +
-                 " is not loopback and no --jwt-secret is set; pass --allow-anonymous to serve "
-                 "every event to anyone who connects");
-  }
+  if (o.command == Command::kServe && open_listen()) return usage(open_listen_msg);
   return o;
 }
 

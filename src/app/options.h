@@ -37,6 +37,12 @@ struct Options {
   std::string record_file;
   uint64_t history = 100000;
   uint64_t max_queue_bytes = 1048576;
+  // Listener limits (docs/protocol.md, "Limits"); each trip is counted in /metrics.
+  uint64_t max_connections = 10000;
+  uint64_t max_header_bytes = 8192;
+  uint64_t handshake_timeout_ms = 10000;
+  uint64_t idle_timeout_ms = 60000;
+  uint64_t ping_interval_ms = 25000;
   bool no_scheduler = false;
   std::string log_level = "info";
 

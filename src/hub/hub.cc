@@ -373,10 +373,14 @@ void Hub::Release(Session& s, const std::string& sub_id, uint64_t token,
     if (!s.who_.MaySee(p->event) || !sub->filter.Matches(p->event)) continue;
     if (!Send(s, FrameRef(p, &p->frame), true)) return;
   }
+  // Another subscription still held may hold the same events: remember what goes out
+  // now so that its release does not send them a second time.
+  bool others_pending = std::any_of(s.subs_.begin(), s.subs_.end(), [](const auto& x) { return x.pending; });
   for (const auto& p : held) {
     if (p->event.id > 0 && skip.count(p->event.id)) continue;
     if (s.sent_while_pending_.count(p->seq)) continue;  // another subscription sent it
     if (!Send(s, FrameRef(p, &p->frame), true)) return;
+    if (others_pending) s.sent_while_pending_.insert(p->seq);
   }
   bool still_pending = std::any_of(s.subs_.begin(), s.subs_.end(), [](const auto& x) { return x.pending; });
   if (!still_pending) s.sent_while_pending_.clear();

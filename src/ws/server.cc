@@ -77,6 +77,8 @@ struct Server::Conn {
   bool close_after_flush = false;
   bool close_sent = false;
   bool destroying = false;
+  bool counted_http = false;  // in stats_.open_http (a refused connection never is)
+  bool served = false;        // a response went out: from now on, silence is idleness
   int open_handles = 2;
   std::string peer;
 
@@ -161,6 +163,7 @@ void Server::OnConnection(uv_stream_t* listener, int status) {
   }
   uv_tcp_nodelay(&c->tcp, 1);
   ++self->stats_.open_http;
+  c->counted_http = true;
   c->deadline_ms = uv_now(self->loop_) + self->config_.handshake_timeout_ms;
   c->request_started = uv_now(self->loop_);
   self->ArmTimer(*c);
@@ -197,6 +200,8 @@ void Server::OnData(Conn& c, std::string_view data) {
     data.remove_prefix(st.consumed);
     if (st.state == ParseStatus::State::kNeedMore) return;
     if (st.state == ParseStatus::State::kError) {
+      ++stats_.request_errors;
+      if (st.http_status == 431) ++stats_.headers_too_large;
       Response r = ErrorResponse(st);
       r.date = HttpDate(UnixSeconds());
       Queue(c, r.Serialize());
@@ -219,6 +224,7 @@ void Server::HandleRequest(Conn& c) {
   r.head = req.method == "HEAD";
   r.date = HttpDate(UnixSeconds());
   Queue(c, r.Serialize());
+  c.served = true;
   if (!r.keep_alive) {
     c.close_after_flush = true;
   } else {
@@ -260,10 +266,12 @@ void Server::Upgrade(Conn& c, const Request& req) {
   }
   ++stats_.upgrades;
   --stats_.open_http;
+  c.counted_http = false;
   ++stats_.open_ws;
   Queue(c, SwitchingProtocols(check.accept));
   c.phase = Conn::Phase::kWs;
-  c.deadline_ms = 0;
+  // Without a token the connection has the handshake time to send an `auth` message.
+  c.deadline_ms = authed ? 0 : uv_now(loop_) + config_.handshake_timeout_ms;
   c.frames = std::make_unique<FrameParser>(config_.max_message);
   c.keepalive = std::make_unique<Keepalive>(static_cast<int64_t>(uv_now(loop_)), config_.ping);
   c.session = hub_.Open(std::move(who), authed);
@@ -360,7 +368,10 @@ void Server::CloseSession(hub::Session& s, uint16_t code, const std::string& rea
 }
 
 void Server::SessionPrincipalChanged(hub::Session& s) {
-  if (s.glue) ArmTimer(*static_cast<Conn*>(s.glue));
+  if (!s.glue) return;
+  auto& c = *static_cast<Conn*>(s.glue);
+  if (c.phase == Conn::Phase::kWs && s.authenticated()) c.deadline_ms = 0;  // no auth deadline
+  ArmTimer(c);
 }
 
 void Server::Queue(Conn& c, std::string bytes) {
@@ -499,17 +510,28 @@ void Server::OnConnTimer(Conn& c) {
   uint64_t now = uv_now(loop_);
   if (c.deadline_ms && now >= c.deadline_ms) {
     if (c.phase == Conn::Phase::kHttp) {
-      if (c.parser.started()) {
+      // A connection that never completed a request is a slow handshake even when it
+      // sent nothing at all; only a kept-alive connection between requests is idle.
+      if (c.parser.started() || !c.served) {
         ++stats_.handshake_timeouts;
         Destroy(c, "request not complete in time");
       } else {
         ++stats_.idle_timeouts;
         Destroy(c, "idle");
       }
+    } else if (c.phase == Conn::Phase::kWs) {
+      // Upgraded without a token on a server that requires one, and no `auth` since.
+      c.deadline_ms = 0;
+      if (c.session && !c.session->authenticated()) {
+        ++stats_.auth_timeouts;
+        StartWsClose(c, close_code::kPolicyViolation, "no authentication in time", false);
+        return;
+      }
     } else {
       Destroy(c, "closing handshake timed out");
+      return;
     }
-    return;
+    if (c.destroying) return;
   }
   if (c.phase == Conn::Phase::kWs) {
     switch (c.keepalive->Tick(static_cast<int64_t>(now))) {
@@ -535,8 +557,9 @@ void Server::Destroy(Conn& c, const char* why) {
   if (c.session) {
     hub_.Remove(c.session.get());
     --stats_.open_ws;
-  } else if (c.peer.size() && c.phase == Conn::Phase::kHttp && stats_.open_http > 0) {
+  } else if (c.counted_http) {
     --stats_.open_http;
+    c.counted_http = false;
   }
   auto closed = [](uv_handle_t* h) {
     auto* conn = static_cast<Conn*>(h->data);

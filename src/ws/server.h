@@ -49,8 +49,11 @@ struct ServerStats {
   uint64_t upgrade_failures = 0;
   uint64_t handshake_timeouts = 0;
   uint64_t idle_timeouts = 0;
+  uint64_t request_errors = 0;  // malformed or over a limit: 400, 413, 431, 505
+  uint64_t headers_too_large = 0;  // of which 431 (--max-header-bytes)
   uint64_t protocol_errors = 0;
   uint64_t ping_timeouts = 0;
+  uint64_t auth_timeouts = 0;  // upgraded without a token, no `auth` within the handshake time
   uint64_t bytes_written = 0;
   uint64_t writes = 0;
   uint64_t async_writes = 0;

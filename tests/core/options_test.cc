@@ -67,6 +67,29 @@ TEST_CASE("ParseOptions: commands, defaults and usage errors") {
   CHECK(replay.statuses.size() == 2);
 }
 
+TEST_CASE("ParseOptions: listener limits have defaults, take values and refuse nonsense") {
+  auto d = Parse({"--database-url", "dbname=x"});
+  CHECK(d.max_connections == 10000);
+  CHECK(d.max_header_bytes == 8192);
+  CHECK(d.handshake_timeout_ms == 10000);
+  CHECK(d.idle_timeout_ms == 60000);
+  CHECK(d.ping_interval_ms == 25000);
+
+  auto s = Parse({"--database-url", "dbname=x", "--max-connections", "3", "--max-header-bytes", "2048",
+                  "--handshake-timeout-ms", "500", "--idle-timeout-ms", "700", "--ping-interval-ms", "900"});
+  CHECK(s.command == reactor::Command::kServe);
+  CHECK(s.max_connections == 3);
+  CHECK(s.max_header_bytes == 2048);
+  CHECK(s.handshake_timeout_ms == 500);
+  CHECK(s.idle_timeout_ms == 700);
+  CHECK(s.ping_interval_ms == 900);
+
+  CHECK(Parse({"--database-url", "dbname=x", "--max-connections", "0"}).exit_code == 2);
+  CHECK(Parse({"--database-url", "dbname=x", "--handshake-timeout-ms", "-5"}).exit_code == 2);
+  CHECK(Parse({"--database-url", "dbname=x", "--idle-timeout-ms", "soon"}).exit_code == 2);
+  CHECK(Parse({"--database-url", "dbname=x", "--max-header-bytes", "10"}).exit_code == 2);
+}
+
 #include "core/rate_limit.h"
 
 TEST_CASE("RateLimiter passes one line per interval and counts the rest") {

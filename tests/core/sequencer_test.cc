@@ -221,6 +221,19 @@ TEST_CASE("simulation: no loss, no repeat, per-job order, across drops and prune
       answer_read(p);  // snapshot taken now; result delivered when the wire gets to it
     };
 
+    // The reactor reads the next message off the wire.
+    auto receive = [&] {
+      Msg m = std::move(wire.front());
+      wire.pop_front();
+      if (m.result) {
+        read_in_flight = false;
+        if (h.seq.NextCatchUpMode() == Mode::kInitial) stream_start = m.snapshot_commits;
+        h.seq.OnCatchUpResult(m.horizon, m.rows);
+      } else {
+        h.seq.OnNotification(m.payload);
+      }
+    };
+
     start_read(Mode::kInitial);
     for (int step = 0; step < 3000; ++step) {
       int action = static_cast<int>(rng() % 100);
@@ -246,15 +259,7 @@ TEST_CASE("simulation: no loss, no repeat, per-job order, across drops and prune
         wire.push_back(Msg{false, signalled.front(), 0, {}});
         signalled.pop_front();
       } else if (action < 90 && !wire.empty()) {
-        Msg m = std::move(wire.front());
-        wire.pop_front();
-        if (m.result) {
-          read_in_flight = false;
-          if (h.seq.NextCatchUpMode() == Mode::kInitial) stream_start = m.snapshot_commits;
-          h.seq.OnCatchUpResult(m.horizon, m.rows);
-        } else {
-          h.seq.OnNotification(m.payload);
-        }
+        receive();
         if (connected && !read_in_flight && h.seq.WantsPrune()) start_read(Mode::kPrune);
       } else if (action < 93 && connected) {
         // The connection drops: the wire and undelivered signals are lost.
@@ -290,14 +295,7 @@ TEST_CASE("simulation: no loss, no repeat, per-job order, across drops and prune
     for (int round = 0; round < 3; ++round) {
       while (!signalled.empty()) { wire.push_back(Msg{false, signalled.front(), 0, {}}); signalled.pop_front(); }
       while (!wire.empty()) {
-        Msg m = std::move(wire.front());
-        wire.pop_front();
-        if (m.result) {
-          read_in_flight = false;
-          if (h.seq.NextCatchUpMode() == Mode::kInitial) stream_start = m.snapshot_commits;
-          h.seq.OnCatchUpResult(m.horizon, m.rows);
-        }
-        else h.seq.OnNotification(m.payload);
+        receive();
       }
       if (!read_in_flight && h.seq.WantsPrune()) start_read(Mode::kPrune);
     }

@@ -8,40 +8,12 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import {
   freshDatabase, connect, startReactor, readJournal, eventually, restartPostgres,
-  killReactorBackends, tempDir, sleep,
+  killReactorBackends, tempDir, sleep, statusWriter,
 } from './lib.mjs';
 
 const JOBS = 1000;
 const CHANGES = 20000;
 const WRITERS = 4;
-
-async function writer(url, state, seed) {
-  let rnd = seed;
-  const next = () => { rnd = (rnd * 1103515245 + 12345) % 2147483648; return rnd; };
-  let client = null;
-  while (state.committed < CHANGES) {
-    try {
-      if (!client) client = await connect(url);
-      const n = 1 + (next() % 3);
-      const ids = [...new Set(Array.from({ length: n }, () => `job_${next() % JOBS}`))].sort();
-      await client.query('BEGIN');
-      for (const id of ids) {
-        await client.query(
-          `UPDATE reactor.scheduled_jobs SET status = CASE status WHEN 'pending' THEN 'running'
-             WHEN 'running' THEN 'completed' ELSE 'pending' END WHERE id = $1`, [id]);
-      }
-      if (next() % 4 === 0) await client.query('SELECT pg_sleep(0.002)');
-      await client.query('COMMIT');
-      state.committed += ids.length;
-    } catch (e) {
-      state.errors++;
-      try { await client?.end(); } catch { /* already gone */ }
-      client = null;
-      await sleep(50);
-    }
-  }
-  try { await client?.end(); } catch { /* ignore */ }
-}
 
 test('no event lost, none repeated, per-job order kept across kills and a restart', { timeout: 240000 }, async () => {
   const url = await freshDatabase('fault');
@@ -56,7 +28,7 @@ test('no event lost, none repeated, per-job order kept across kills and a restar
   await setup.end();
 
   const state = { committed: 0, errors: 0 };
-  const writers = Array.from({ length: WRITERS }, (_, i) => writer(url, state, 7919 * (i + 1)));
+  const writers = Array.from({ length: WRITERS }, (_, i) => statusWriter(url, state, { seed: 7919 * (i + 1), prefix: 'job_', jobs: JOBS, changes: CHANGES, sleepEvery: 4 }));
 
   let kills = 0;
   let killerClient = null;

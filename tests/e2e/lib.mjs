@@ -113,3 +113,32 @@ export async function killReactorBackends(client, appName = 'reactor') {
     [appName]);
   return r.rows[0].n;
 }
+
+// A writer for the fault tests: transactions of 1-3 status changes on jobs
+// `${prefix}${0..jobs-1}` (some sleeping before COMMIT, so ids commit out of order),
+// until `state.committed` reaches `changes`; reconnects and retries through any failure.
+export async function statusWriter(url, state, { seed, prefix, jobs, changes, sleepEvery = 4 }) {
+  let rnd = seed;
+  const next = () => { rnd = (rnd * 1103515245 + 12345) % 2147483648; return rnd >>> 8; };
+  let client = null;
+  while (state.committed < changes) {
+    try {
+      if (!client) client = await connect(url);
+      const ids = [...new Set(Array.from({ length: 1 + (next() % 3) }, () => `${prefix}${next() % jobs}`))].sort();
+      await client.query('BEGIN');
+      for (const id of ids) {
+        await client.query(`UPDATE reactor.scheduled_jobs SET status = CASE status WHEN 'pending' THEN 'running'
+                              WHEN 'running' THEN 'completed' ELSE 'pending' END WHERE id = $1`, [id]);
+      }
+      if (sleepEvery && next() % sleepEvery === 0) await client.query('SELECT pg_sleep(0.002)');
+      await client.query('COMMIT');
+      state.committed += ids.length;
+    } catch {
+      state.errors++;
+      try { await client?.end(); } catch { /* already gone */ }
+      client = null;
+      await sleep(50);
+    }
+  }
+  try { await client?.end(); } catch { /* ignore */ }
+}

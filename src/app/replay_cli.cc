@@ -1,4 +1,4 @@
-#include "journal/replay_cli.h"
+#include "app/replay_cli.h"
 
 #include <uv.h>
 
@@ -8,9 +8,16 @@
 #include <cstdio>
 #include <cstring>
 
+#include <spdlog/spdlog.h>
+
+#include <memory>
+
+#include "app/frontend.h"
 #include "journal/replay.h"
 
-namespace reactor::journal {
+namespace reactor {
+using journal::Replayer;
+using journal::ReplayConfig;
 namespace {
 
 struct Run {
@@ -54,12 +61,6 @@ void ReportStdout(int err, int* code) {
 
 int RunReplay(const Options& o) {
   assert(o.command == Command::kReplay);
-  if (o.listen_given) {
-    std::fprintf(stderr,
-                 "reactor: --replay with --listen: serving a replay over WebSocket is not "
-                 "available in this build; drop --listen to replay to stdout\n");
-    return 2;
-  }
   std::signal(SIGPIPE, SIG_IGN);
 
   ReplayConfig config;
@@ -79,22 +80,73 @@ int RunReplay(const Options& o) {
     return 1;
   }
 
+  // With --listen the replayed stream is also served over WebSocket exactly as live (the
+  // same hub, the same frames). Serving goes on after the file ends, so that clients can
+  // still connect and resume (`since`) from the in-memory history, until SIGINT/SIGTERM.
+  std::unique_ptr<Frontend> frontend;
+  uv_signal_t sigint{}, sigterm{};
+  bool served = false;
+  auto stop_serving = [&] {
+    if (!frontend || !served) return;
+    served = false;
+    frontend->Close([&] {
+      uv_close(reinterpret_cast<uv_handle_t*>(&sigint), nullptr);
+      uv_close(reinterpret_cast<uv_handle_t*>(&sigterm), nullptr);
+    });
+  };
+  if (o.listen_given) {
+    Frontend::Deps deps;
+    deps.ready = [] { return true; };  // the journal is the source: always "listening"
+    frontend = std::make_unique<Frontend>(&run.loop, o, std::move(deps));
+  }
+
   Replayer::Callbacks cb;
-  cb.on_event = [&run](const Event& ev, int64_t) {
-    if (!run.Write(ev.json)) run.CloseReplayer();
+  cb.on_event = [&run, &frontend](const Event& ev, int64_t) {
+    if (frontend) frontend->Publish(Event(ev));
+    if (!run.Write(ev.json) && !frontend) run.CloseReplayer();
   };
   cb.on_error = [](const std::string& message) {
     std::fprintf(stderr, "%s\n", message.c_str());
   };
-  cb.on_done = [&run](int code) {
+  cb.on_done = [&run, &frontend](int code) {
     run.code = code;
     run.CloseReplayer();
+    if (!run.out_broken && std::fflush(stdout) != 0) {
+      run.out_broken = true;
+      run.out_errno = errno;
+    }
+    if (frontend) {
+      spdlog::info("replay finished ({} events); still serving until SIGINT/SIGTERM",
+                   run.replayer->stats().events);
+    }
   };
   Replayer replayer(&run.loop, std::move(config), std::move(cb));
   run.replayer = &replayer;
 
+  if (frontend) {
+    if (Status s = frontend->Start(); !s) {
+      std::fprintf(stderr, "reactor: %s\n", s.message().c_str());
+      frontend->Close([] {});
+      uv_run(&run.loop, UV_RUN_DEFAULT);
+      int r = uv_loop_close(&run.loop);
+      assert(r == 0);
+      (void)r;
+      return 1;
+    }
+    served = true;
+    for (uv_signal_t* sig : {&sigint, &sigterm}) {
+      uv_signal_init(&run.loop, sig);
+      sig->data = &stop_serving;
+    }
+    auto on_signal = [](uv_signal_t* sig, int) { (*static_cast<decltype(stop_serving)*>(sig->data))(); };
+    uv_signal_start(&sigint, on_signal, SIGINT);
+    uv_signal_start(&sigterm, on_signal, SIGTERM);
+  }
+
   if (Status s = replayer.Start(); !s) {
     std::fprintf(stderr, "reactor: %s\n", s.message().c_str());
+    stop_serving();
+    uv_run(&run.loop, UV_RUN_DEFAULT);
     int r = uv_loop_close(&run.loop);
     assert(r == 0);
     (void)r;
@@ -115,4 +167,4 @@ int RunReplay(const Options& o) {
   return run.code;
 }
 
-}  // namespace reactor::journal
+}  // namespace reactor

@@ -1,0 +1,422 @@
+// The hub driven through fake hooks: sessions opened with Hub::Open, a fake query
+// function whose callbacks the test runs when it chooses, frames decoded from the
+// sessions' queues.
+#include <doctest/doctest.h>
+#include <jwt.h>
+
+#include <cstdlib>
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "core/event.h"
+#include "hub/hub.h"
+
+using namespace reactor;
+using namespace reactor::hub;
+
+namespace {
+
+Event Ev(int64_t id, const std::string& job, const char* user, const std::string& status,
+         const std::string& type = "t") {
+  std::string json = "{\"id\":" + std::to_string(id) + ",\"kind\":\"status\",\"job_id\":\"" + job +
+                     "\",\"source\":\"scheduled_jobs\",\"status\":\"" + status + "\",\"user_id\":" +
+                     (user ? "\"" + std::string(user) + "\"" : "null") + ",\"job_type\":\"" + type + "\"}";
+  EventParser p;
+  auto e = p.Parse(json);
+  REQUIRE(e);
+  return *e;
+}
+
+std::string Token(const char* sub, const char* role, long exp, const char* secret = "k") {
+  jwt_t* j = nullptr;
+  jwt_new(&j);
+  if (sub) jwt_add_grant(j, "sub", sub);
+  if (role) jwt_add_grant(j, "role", role);
+  if (exp) jwt_add_grant_int(j, "exp", exp);
+  jwt_set_alg(j, JWT_ALG_HS256, reinterpret_cast<const unsigned char*>(secret),
+              static_cast<int>(std::string(secret).size()));
+  char* s = jwt_encode_str(j);
+  std::string out = s;
+  free(s);
+  jwt_free(j);
+  return out;
+}
+
+struct Query {
+  std::string sql;
+  std::vector<std::optional<std::string>> params;
+  RowsCallback cb;
+};
+
+struct Fixture {
+  std::vector<std::pair<uint64_t, uint16_t>> closes;
+  std::deque<Query> queries;
+  bool refuse_queries = false;
+  bool with_query = true;
+  std::unique_ptr<Hub> hub;
+
+  explicit Fixture(Hub::Config c = {}, bool query = true) : with_query(query) {
+    Hub::Hooks h;
+    h.wake = [](Session&) {};
+    h.close = [this](Session& s, uint16_t code, const std::string&) { closes.emplace_back(s.id(), code); };
+    if (with_query) {
+      h.query = [this](std::string sql, std::vector<std::optional<std::string>> params, RowsCallback cb) -> Status {
+        if (refuse_queries) return Status::Error("not connected");
+        queries.push_back(Query{std::move(sql), std::move(params), std::move(cb)});
+        return Status::Ok();
+      };
+    }
+    hub = std::make_unique<Hub>(std::move(c), std::move(h));
+    hub->now_s = [] { return int64_t{1000}; };
+  }
+  std::unique_ptr<Session> Open() { return hub->Open(Principal::Open(), true); }
+};
+
+// Text payloads of the frames queued to `s`, which are consumed.
+std::vector<std::string> Drain(Session& s) {
+  std::vector<std::string> out;
+  auto chunks = s.out().Gather(1 << 20);
+  size_t total = 0;
+  for (const auto& c : chunks) {
+    std::string_view f = c.view();
+    total += f.size();
+    REQUIRE(f.size() >= 2);
+    CHECK(static_cast<uint8_t>(f[0]) == 0x81);  // FIN + text, unmasked
+    size_t len = static_cast<uint8_t>(f[1]) & 0x7f;
+    size_t off = 2;
+    if (len == 126) {
+      len = (static_cast<uint8_t>(f[2]) << 8) | static_cast<uint8_t>(f[3]);
+      off = 4;
+    } else if (len == 127) {
+      len = 0;
+      for (int i = 0; i < 8; ++i) len = (len << 8) | static_cast<uint8_t>(f[2 + i]);
+      off = 10;
+    }
+    REQUIRE(f.size() == off + len);
+    out.emplace_back(f.substr(off));
+  }
+  s.out().Consume(total);
+  return out;
+}
+
+// Event ids in the drained frames, in order.
+std::vector<int64_t> EventIds(const std::vector<std::string>& msgs) {
+  std::vector<int64_t> ids;
+  for (const auto& m : msgs) {
+    if (m.rfind("{\"type\":\"event\"", 0) != 0) continue;
+    size_t at = m.find("\"id\":");
+    ids.push_back(std::stoll(m.substr(at + 5)));
+  }
+  return ids;
+}
+
+bool Has(const std::vector<std::string>& msgs, const std::string& part) {
+  for (const auto& m : msgs) if (m.find(part) != std::string::npos) return true;
+  return false;
+}
+
+void Publish(Hub& h, int64_t id, const std::string& job, const char* user, const std::string& status,
+             const std::string& type = "t") {
+  h.Publish(Ev(id, job, user, status, type));
+}
+
+}  // namespace
+
+TEST_CASE("hub: welcome, subscribed, routing by filter, unsubscribe") {
+  Fixture f;
+  Publish(*f.hub, 7, "j0", "u1", "pending");
+  auto s = f.Open();
+  auto w = Drain(*s);
+  REQUIRE(w.size() == 1);
+  CHECK(w[0] == R"({"type":"welcome","server":"reactor","last_event_id":7})");
+
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"a","filter":{"user_id":"u1","job_type":["x","y"],"status":"failed,running"}})");
+  CHECK(Drain(*s) == std::vector<std::string>{R"({"type":"subscribed","id":"a","last_event_id":7})"});
+  Publish(*f.hub, 8, "j1", "u1", "running", "x");   // yes
+  Publish(*f.hub, 9, "j1", "u2", "running", "x");   // other user
+  Publish(*f.hub, 10, "j1", "u1", "completed", "x");  // other status
+  Publish(*f.hub, 11, "j1", "u1", "failed", "z");   // other type
+  Publish(*f.hub, 12, "j2", "u1", "failed", "y");   // yes
+  Publish(*f.hub, 13, "j3", nullptr, "failed", "y");  // no user
+  CHECK(EventIds(Drain(*s)) == std::vector<int64_t>{8, 12});
+
+  f.hub->OnText(*s, R"({"op":"unsubscribe","id":"a"})");
+  CHECK(Drain(*s) == std::vector<std::string>{R"({"type":"unsubscribed","id":"a"})"});
+  Publish(*f.hub, 14, "j1", "u1", "running", "x");
+  CHECK(Drain(*s).empty());
+  f.hub->OnText(*s, R"({"op":"unsubscribe","id":"a"})");
+  CHECK(Has(Drain(*s), R"("code":"unknown_subscription")"));
+  f.hub->OnText(*s, R"({"op":"ping"})");
+  CHECK(Drain(*s) == std::vector<std::string>{R"({"type":"pong"})"});
+  f.hub->OnText(*s, R"({"op":"subscribe","filter":{"colour":"red"}})");
+  CHECK(Has(Drain(*s), R"("code":"bad_request")"));
+  CHECK(f.hub->stats().bad_requests == 1);
+  f.hub->Remove(s.get());
+}
+
+TEST_CASE("hub: an event is queued once per connection, the same bytes for everyone") {
+  Fixture f;
+  auto a = f.Open();
+  auto b = f.Open();
+  f.hub->OnText(*a, R"({"op":"subscribe","id":"1"})");
+  f.hub->OnText(*a, R"({"op":"subscribe","id":"2","filter":{"user_id":"u1"}})");
+  f.hub->OnText(*a, R"({"op":"subscribe","id":"3","filter":{"job_id":"j1"}})");
+  f.hub->OnText(*b, R"({"op":"subscribe","id":"1"})");
+  Drain(*a);
+  Drain(*b);
+  Publish(*f.hub, 5, "j1", "u1", "running");
+  auto ca = a->out().Gather(10);
+  auto cb = b->out().Gather(10);
+  REQUIRE(ca.size() == 1);
+  REQUIRE(cb.size() == 1);
+  CHECK(ca[0].frame.get() == cb[0].frame.get());  // encoded once, shared
+  CHECK(EventIds(Drain(*a)) == std::vector<int64_t>{5});
+  CHECK(f.hub->stats().frames == 2);
+  f.hub->Remove(a.get());
+  f.hub->Remove(b.get());
+}
+
+TEST_CASE("hub: authorization by token, forbidden filters, expiry") {
+  Hub::Config c;
+  c.secret = "k";
+  Fixture f(c);
+  auto who = f.hub->Authenticate(Token("u1", "authenticated", 2000), 1000);
+  REQUIRE(who);
+  auto u1 = f.hub->Open(*who, true);
+  auto anon = f.hub->Open(Principal::Open(), false);
+  Drain(*u1);
+  Drain(*anon);
+
+  // Not authenticated: forbidden, and nothing routed to it.
+  f.hub->OnText(*anon, R"({"op":"subscribe","id":"s"})");
+  CHECK(Has(Drain(*anon), R"("code":"forbidden")"));
+  // A filter naming another user.
+  f.hub->OnText(*u1, R"({"op":"subscribe","id":"s","filter":{"user_id":"u2"}})");
+  CHECK(Has(Drain(*u1), R"("code":"forbidden")"));
+  // No user named: narrowed to the token's.
+  f.hub->OnText(*u1, R"({"op":"subscribe","id":"s"})");
+  Drain(*u1);
+  Publish(*f.hub, 1, "j", "u1", "running");
+  Publish(*f.hub, 2, "j", "u2", "running");
+  Publish(*f.hub, 3, "j", nullptr, "running");
+  CHECK(EventIds(Drain(*u1)) == std::vector<int64_t>{1});
+  CHECK(Drain(*anon).empty());
+
+  // The auth message authenticates; a bad one closes with 1008.
+  f.hub->OnText(*anon, "{\"op\":\"auth\",\"token\":\"" + Token(nullptr, "admin", 5000) + "\"}");
+  f.hub->OnText(*anon, R"({"op":"subscribe","id":"s","filter":{"user_id":"u2"}})");
+  CHECK(Has(Drain(*anon), R"("type":"subscribed")"));
+  Publish(*f.hub, 4, "j", "u2", "running");
+  CHECK(EventIds(Drain(*anon)) == std::vector<int64_t>{4});
+  // A user cannot become another user.
+  f.hub->OnText(*u1, "{\"op\":\"auth\",\"token\":\"" + Token("u2", nullptr, 5000) + "\"}");
+  CHECK(Has(Drain(*u1), R"("code":"forbidden")"));
+  CHECK(f.closes.empty());
+  f.hub->OnText(*u1, "{\"op\":\"auth\",\"token\":\"" + Token("u1", nullptr, 5000, "forged") + "\"}");
+  REQUIRE(f.closes.size() == 1);
+  CHECK(f.closes[0] == std::make_pair(u1->id(), uint16_t{1008}));
+  CHECK(u1->closing());
+
+  // Expiry: 1008 once `exp` has passed, not before.
+  auto who2 = f.hub->Authenticate(Token("u3", nullptr, 2000), 1000);
+  REQUIRE(who2);
+  auto u3 = f.hub->Open(*who2, true);
+  f.hub->CheckExpiry(*u3, 1999);
+  CHECK(f.closes.size() == 1);
+  // A fresh token pushes the deadline.
+  f.hub->OnText(*u3, "{\"op\":\"auth\",\"token\":\"" + Token("u3", nullptr, 3000) + "\"}");
+  f.hub->CheckExpiry(*u3, 2500);
+  CHECK(f.closes.size() == 1);
+  f.hub->CheckExpiry(*u3, 3000);
+  REQUIRE(f.closes.size() == 2);
+  CHECK(f.closes[1] == std::make_pair(u3->id(), uint16_t{1008}));
+  for (auto* s : {u1.get(), anon.get(), u3.get()}) f.hub->Remove(s);
+}
+
+TEST_CASE("hub: a connection over --max-queue-bytes is closed with 1013, others go on") {
+  Hub::Config c;
+  c.max_queue_bytes = 2048;
+  Fixture f(c);
+  auto slow = f.Open();
+  auto fast = f.Open();
+  f.hub->OnText(*slow, R"({"op":"subscribe"})");
+  f.hub->OnText(*fast, R"({"op":"subscribe"})");
+  Drain(*fast);
+  int64_t id = 1;
+  while (f.closes.empty() && id < 1000) {
+    Publish(*f.hub, id++, "j", "u", "running");
+    Drain(*fast);
+  }
+  REQUIRE(f.closes.size() == 1);
+  CHECK(f.closes[0] == std::make_pair(slow->id(), uint16_t{1013}));
+  CHECK(slow->out().bytes() <= 2048);
+  CHECK(f.hub->stats().slow_closes == 1);
+  size_t queued = slow->out().frames();
+  Publish(*f.hub, id, "j", "u", "running");
+  CHECK(slow->out().frames() == queued);  // nothing more for it
+  CHECK(EventIds(Drain(*fast)) == std::vector<int64_t>{id});
+  // In-flight bytes count too.
+  auto g = f.Open();
+  Drain(*g);
+  g->inflight_bytes = 2040;
+  f.hub->OnText(*g, R"({"op":"ping"})");
+  CHECK(f.closes.size() == 2);
+  for (auto* s : {slow.get(), fast.get(), g.get()}) f.hub->Remove(s);
+}
+
+TEST_CASE("hub: resume from the history, in stream order, filtered") {
+  Hub::Config c;
+  c.history = 5;
+  Fixture f(c, false);
+  for (int64_t id : {10, 12, 11, 13}) Publish(*f.hub, id, "j" + std::to_string(id % 2), "u1", "running");
+  auto s = f.Open();
+  Drain(*s);
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"r","since":12})");
+  CHECK(EventIds(Drain(*s)) == std::vector<int64_t>{11, 13});  // stream order, not id order
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"q","since":10,"filter":{"job_id":"j1"}})");
+  CHECK(EventIds(Drain(*s)) == std::vector<int64_t>{11, 13});
+  CHECK(f.hub->stats().resumes_from_history == 2);
+  // From the start of a ring that never evicted.
+  auto t = f.Open();
+  Drain(*t);
+  f.hub->OnText(*t, R"({"op":"subscribe","since":0})");
+  CHECK(EventIds(Drain(*t)) == std::vector<int64_t>{10, 12, 11, 13});
+  f.hub->Remove(s.get());
+  f.hub->Remove(t.get());
+}
+
+TEST_CASE("hub: gap when neither the history nor the database can fill a resume") {
+  Hub::Config c;
+  c.history = 2;
+  for (int with_query = 0; with_query < 2; ++with_query) {
+    Fixture f(c, with_query == 1);
+    for (int64_t id = 1; id <= 5; ++id) Publish(*f.hub, id, "j", "u", "running");
+    auto s = f.Open();
+    Drain(*s);
+    f.hub->OnText(*s, R"({"op":"subscribe","id":"g","since":2})");
+    if (with_query) {
+      REQUIRE(f.queries.size() == 1);
+      CHECK(f.queries[0].params[0] == "2");
+      Publish(*f.hub, 6, "j", "u", "running");  // held meanwhile
+      CHECK(EventIds(Drain(*s)).empty());
+      f.queries[0].cb(std::vector<Row>{Row{"0", "0"}});  // id 2 is not in the table
+    }
+    auto msgs = Drain(*s);
+    CHECK(Has(msgs, R"({"type":"gap","id":"g","after":2})"));
+    if (with_query) CHECK(EventIds(msgs) == std::vector<int64_t>{6});  // then live
+    Publish(*f.hub, 7, "j", "u", "running");
+    CHECK(EventIds(Drain(*s)) == std::vector<int64_t>{7});
+    CHECK(f.hub->stats().gaps == 1);
+    f.hub->Remove(s.get());
+  }
+  // A query that cannot be sent is a gap too.
+  Fixture f(c);
+  f.refuse_queries = true;
+  for (int64_t id = 1; id <= 5; ++id) Publish(*f.hub, id, "j", "u", "running");
+  auto s = f.Open();
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"g","since":1})");
+  CHECK(Has(Drain(*s), R"("type":"gap")"));
+  Publish(*f.hub, 6, "j", "u", "running");
+  CHECK(EventIds(Drain(*s)) == std::vector<int64_t>{6});
+  f.hub->Remove(s.get());
+}
+
+TEST_CASE("hub: resume from the database, then the events held meanwhile, none twice") {
+  Hub::Config c;
+  c.history = 2;
+  Fixture f(c);
+  for (int64_t id = 1; id <= 5; ++id) Publish(*f.hub, id, "j", "u1", "running");
+  auto s = f.Open();
+  Drain(*s);
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"d","since":2,"filter":{"user_id":"u1"}})");
+  REQUIRE(f.queries.size() == 1);
+  CHECK(f.queries[0].params[2] == "u1");
+  Publish(*f.hub, 6, "j", "u1", "running");
+  Publish(*f.hub, 7, "j", "u1", "running");
+  CHECK(EventIds(Drain(*s)).empty());  // held until the rows arrive
+  // The table has 3..6 (6 committed before the read); 7 came later.
+  std::vector<Row> rows{Row{"0", "1"}};
+  for (int64_t id = 3; id <= 6; ++id) rows.push_back(Row{std::to_string(id), Ev(id, "j", "u1", "running").json});
+  f.queries[0].cb(std::move(rows));
+  CHECK(EventIds(Drain(*s)) == std::vector<int64_t>{3, 4, 5, 6, 7});
+  CHECK(f.hub->stats().resumes_from_database == 1);
+  Publish(*f.hub, 8, "j", "u1", "running");
+  CHECK(EventIds(Drain(*s)) == std::vector<int64_t>{8});
+  f.hub->Remove(s.get());
+}
+
+TEST_CASE("hub: a snapshot holds live events and releases those it does not reflect") {
+  Fixture f;
+  Publish(*f.hub, 1, "a", "u", "pending");
+  auto s = f.Open();
+  Drain(*s);
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"s","snapshot":true,"filter":{"job_type":"t"}})");
+  CHECK(Has(Drain(*s), R"("type":"subscribed")"));
+  REQUIRE(f.queries.size() == 1);
+  Publish(*f.hub, 2, "a", "u", "running");  // reflected by the snapshot
+  Publish(*f.hub, 3, "b", "u", "running");  // committed after it
+  CHECK(Drain(*s).empty());
+  f.queries[0].cb(std::vector<Row>{Row{R"([{"id":"a","status":"running"}])", "{1,2}"}});
+  auto msgs = Drain(*s);
+  REQUIRE(msgs.size() == 2);
+  CHECK(msgs[0] == R"({"type":"snapshot","id":"s","as_of":1,"jobs":[{"id":"a","status":"running"}]})");
+  CHECK(EventIds(msgs) == std::vector<int64_t>{3});
+  CHECK(f.hub->stats().snapshots == 1);
+  Publish(*f.hub, 4, "a", "u", "completed");
+  CHECK(EventIds(Drain(*s)) == std::vector<int64_t>{4});
+
+  // A subscription replaced or removed while its read runs ignores the late answer.
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"x","snapshot":true})");
+  f.hub->OnText(*s, R"({"op":"unsubscribe","id":"x"})");
+  Drain(*s);
+  REQUIRE(f.queries.size() == 2);
+  f.queries[1].cb(std::vector<Row>{Row{"[]", "{}"}});
+  CHECK(Drain(*s).empty());
+  f.hub->Remove(s.get());
+}
+
+TEST_CASE("hub: while one subscription is held, another's live events are not sent twice") {
+  Fixture f;
+  auto s = f.Open();
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"live"})");
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"p","snapshot":true})");
+  Drain(*s);
+  Publish(*f.hub, 1, "a", "u", "running");  // sent by "live", held by "p"
+  CHECK(EventIds(Drain(*s)) == std::vector<int64_t>{1});
+  f.queries[0].cb(std::vector<Row>{Row{"[]", "{}"}});
+  CHECK(EventIds(Drain(*s)).empty());
+  f.hub->Remove(s.get());
+}
+
+TEST_CASE("hub: two snapshots held at once release a shared event once") {
+  Fixture f;
+  auto s = f.Open();
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"p1","snapshot":true})");
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"p2","snapshot":true})");
+  Drain(*s);
+  REQUIRE(f.queries.size() == 2);
+  Publish(*f.hub, 1, "a", "u", "running");  // held by both
+  CHECK(EventIds(Drain(*s)).empty());
+  f.queries[0].cb(std::vector<Row>{Row{"[]", "{}"}});
+  CHECK(EventIds(Drain(*s)) == std::vector<int64_t>{1});
+  f.queries[1].cb(std::vector<Row>{Row{"[]", "{}"}});
+  CHECK(EventIds(Drain(*s)).empty());
+  Publish(*f.hub, 2, "a", "u", "completed");
+  CHECK(EventIds(Drain(*s)) == std::vector<int64_t>{2});
+  f.hub->Remove(s.get());
+}
+
+TEST_CASE("hub: CloseAll closes every open session once") {
+  Fixture f;
+  auto a = f.Open();
+  auto b = f.Open();
+  f.hub->CloseAll(1001, "bye");
+  f.hub->CloseAll(1001, "bye");
+  CHECK(f.closes.size() == 2);
+  for (const auto& [id, code] : f.closes) CHECK(code == 1001);
+  Publish(*f.hub, 1, "a", "u", "running");
+  f.hub->Remove(a.get());
+  f.hub->Remove(b.get());
+  CHECK(f.hub->sessions() == 0);
+}
