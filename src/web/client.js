@@ -255,6 +255,17 @@ export class Client {
       this.setState('auth');
       return;
     }
+    if (this.snapshotPending && /replay/.test(msg.message || '')) {
+      // A replaying reactor has no database to take snapshots from: follow the stream
+      // from here, the table filling as events come.
+      this.snapshotPending = false;
+      this.early = [];
+      this.store.reset([], { filter: this.filter });
+      this.hasSnapshot = true;
+      this.send({ op: 'subscribe', id: 'jobs', filter: this.filter });
+      this.setState('live');
+      return;
+    }
     if (this.snapshotPending && /snapshot/.test(msg.message || '')) {
       // The server could not take the snapshot (its database is away): ask again.
       const delay = this.snapshotBackoff;

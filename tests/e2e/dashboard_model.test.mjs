@@ -214,6 +214,21 @@ test('client: a snapshot the server cannot take is asked for again', () => {
   assert.deepEqual(h.last().sent.slice(-1)[0], { op: 'subscribe', id: 'jobs', filter: {}, snapshot: true });
 });
 
+test('client: a replaying reactor (no snapshots) is followed live', () => {
+  const h = harness();
+  h.client.start();
+  h.last().open();
+  h.last().recv({ type: 'error', code: 'bad_request', message: 'snapshots need the database (not available in replay)' });
+  assert.deepEqual(h.last().sent.slice(-1)[0], { op: 'subscribe', id: 'jobs', filter: {} });
+  assert.equal(h.client.state, 'live');
+  h.last().recv({ type: 'event', event: ev(3, 'a', 'running') });
+  assert.equal(h.store.size, 1);
+  h.last().drop();
+  h.advance(BACKOFF_MIN_MS);
+  h.last().open();
+  assert.deepEqual(h.last().sent, [{ op: 'subscribe', id: 'jobs', filter: {}, since: 3 }]);
+});
+
 test('rate: one bucket per second, the last 60 kept', () => {
   const r = new Rate(60);
   r.add(5, 1000);
