@@ -4,6 +4,8 @@
 
 #include <cstdio>
 
+#include "web/assets.h"
+
 namespace reactor {
 
 Frontend::Frontend(uv_loop_t* loop, const Options& options, Deps deps)
@@ -66,6 +68,7 @@ Status Frontend::Start() {
 }
 
 ws::Response Frontend::Handle(const ws::Request& req) {
+  if (const web::Asset* asset = web::Assets::Embedded().Find(req.path)) return web::Serve(*asset, req);
   const bool known = req.path == "/healthz" || req.path == "/readyz" || req.path == "/metrics";
   if (!known) return ws::NotFound();
   if (req.method != "GET" && req.method != "HEAD") return ws::MethodNotAllowed("GET, HEAD");

@@ -15,6 +15,8 @@ struct EmbeddedFile {
 namespace embedded {
 // sql/migrations/NNN_*.sql (not the .down.sql rollbacks), in version order.
 extern const std::span<const EmbeddedFile> migrations;
+// src/web/: the dashboard's index.html, JavaScript modules and stylesheet.
+extern const std::span<const EmbeddedFile> web;
 }  // namespace embedded
 
 }  // namespace reactor

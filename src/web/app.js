@@ -1,0 +1,189 @@
+// The reactor's dashboard: wiring of the store, the connection, the view and the
+// controls. See docs/dashboard.md.
+
+import { JobStore, STATUSES, normalizeFilter } from './store.js';
+import { Client } from './client.js';
+import { View, formatTime } from './view.js';
+import { Rate, drawSparkline } from './sparkline.js';
+
+const $ = (id) => document.getElementById(id);
+const TOKEN_KEY = 'reactor.token';
+
+const store = new JobStore({ capacity: 10000 });
+const view = new View({ store, maxRows: 500 });
+const rate = new Rate(60);
+
+// ---- filters: the form, the URL hash (so that a view can be shared), the server ----
+
+function filterFromHash() {
+  const p = new URLSearchParams(location.hash.slice(1));
+  return normalizeFilter({
+    job_type: p.get('job_type') ?? '', status: p.get('status') ?? '', user_id: p.get('user_id') ?? '',
+  });
+}
+
+function filterToHash(f) {
+  const p = new URLSearchParams();
+  if (f.job_type) p.set('job_type', f.job_type.join(','));
+  if (f.status) p.set('status', f.status.join(','));
+  if (f.user_id) p.set('user_id', f.user_id);
+  const h = p.toString();
+  history.replaceState(null, '', h ? `#${h}` : location.pathname + location.search);
+}
+
+function filterFromForm() {
+  const statuses = STATUSES.filter((s) => $(`f-${s}`).checked);
+  return normalizeFilter({ job_type: $('f-type').value, status: statuses, user_id: $('f-user').value });
+}
+
+function showFilter(f) {
+  $('f-type').value = (f.job_type || []).join(', ');
+  $('f-user').value = f.user_id || '';
+  for (const s of STATUSES) $(`f-${s}`).checked = !!(f.status && f.status.includes(s));
+  const active = Object.keys(f).length > 0;
+  $('filters').classList.toggle('active', active);
+  $('f-clear').disabled = !active;
+}
+
+let filter = filterFromHash();
+store.filter = filter;
+showFilter(filter);
+
+function applyFilter(f) {
+  if (JSON.stringify(f) === JSON.stringify(filter)) return;
+  filter = f;
+  filterToHash(f);
+  showFilter(f);
+  client.setFilter(f);
+}
+
+// ---- connection state in the header ----
+
+const STATE_TEXT = {
+  idle: 'stopped',
+  connecting: 'connecting',
+  loading: 'loading snapshot',
+  waiting: 'waiting for the database',
+  live: 'live',
+  auth: 'token needed',
+};
+
+function drawState() {
+  const st = client.state;
+  const box = $('conn');
+  box.dataset.state = st;
+  let text = STATE_TEXT[st] ?? st;
+  if (st === 'reconnecting') {
+    const s = Math.max(0, Math.ceil((client.retryAt - Date.now()) / 1000));
+    text = `reconnecting in ${s}s`;
+  }
+  if ($('conn-text').textContent !== text) $('conn-text').textContent = text;
+}
+
+let gaps = 0;
+function showGap(msg) {
+  gaps++;
+  const when = formatTime(new Date().toISOString(), { millis: true });
+  const box = $('gap');
+  box.hidden = false;
+  box.title = `The server could not resume after event ${msg.after}; the table was reloaded from a fresh snapshot.`;
+  $('gap-text').textContent = gaps > 1 ? `resynced after gap ×${gaps} · last ${when}` : `resynced after gap · ${when}`;
+}
+
+// ---- the connection ----
+
+const wsUrl = `${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/ws`;
+const client = new Client({
+  url: wsUrl,
+  store,
+  token: sessionStorage.getItem(TOKEN_KEY),
+  onState: () => { drawState(); view.invalidate(); },
+  onGap: showGap,
+  onAuthNeeded: (why) => {
+    $('auth').hidden = false;
+    $('auth-why').textContent = why;
+    $('auth-token').focus();
+  },
+  onWelcome: (m) => { $('server').textContent = m.server || '—'; },
+  onSnapshot: () => {
+    $('auth').hidden = true;
+    view.invalidate();
+  },
+  onEvent: () => {
+    rate.add(1, Date.now());
+    view.invalidate();
+  },
+  onError: (text) => {
+    const now = new Date();
+    $('last-error').textContent = `${formatTime(now.toISOString(), { millis: true })} ${text}`;
+    $('last-error').title = `${now.toISOString()} ${text}`;
+  },
+});
+
+// ---- controls ----
+
+$('filters').addEventListener('submit', (e) => {
+  e.preventDefault();
+  applyFilter(filterFromForm());
+});
+for (const s of STATUSES) $(`f-${s}`).addEventListener('change', () => applyFilter(filterFromForm()));
+$('f-clear').addEventListener('click', () => applyFilter({}));
+window.addEventListener('hashchange', () => applyFilter(filterFromHash()));
+
+// A click on a count tile filters by that status (again: clears it).
+for (const s of STATUSES) {
+  $(`tile-${s}`).addEventListener('click', () => {
+    const only = filter.status && filter.status.length === 1 && filter.status[0] === s;
+    applyFilter(normalizeFilter({ ...filter, status: only ? [] : [s] }));
+  });
+}
+
+$('auth').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const token = $('auth-token').value.trim();
+  if (token) sessionStorage.setItem(TOKEN_KEY, token);
+  else sessionStorage.removeItem(TOKEN_KEY);
+  $('auth').hidden = true;
+  client.setToken(token);
+});
+
+// ---- per-frame and per-second work ----
+
+const canvas = $('spark');
+let lastSparkSecond = 0;
+view.hooks.push(() => {
+  const now = Date.now();
+  const sec = Math.floor(now / 1000);
+  if (sec !== lastSparkSecond) {
+    lastSparkSecond = sec;
+    drawSparkline(canvas, rate, now);
+    $('rate-now').textContent = rate.current(now).toLocaleString('en-US');
+    $('rate-peak').textContent = rate.peak().toLocaleString('en-US');
+  }
+});
+
+// The countdown and the sparkline move with time even when no event comes.
+setInterval(() => {
+  drawState();
+  view.invalidate();
+}, 250);
+
+// Whether the reactor is listening on PostgreSQL (/readyz: no database work).
+async function pollReady() {
+  let text = 'unknown';
+  let ok = false;
+  try {
+    const r = await fetch('/readyz', { cache: 'no-store' });
+    ok = r.ok;
+    text = ok ? 'listening' : 'not listening';
+  } catch {
+    text = 'reactor unreachable';
+  }
+  $('db').textContent = text;
+  $('db-box').dataset.ok = ok ? 'yes' : 'no';
+}
+pollReady();
+setInterval(pollReady, 3000);
+
+client.start();
+window.addEventListener('resize', () => { lastSparkSecond = 0; view.invalidate(); });

@@ -1,0 +1,171 @@
+// The dashboard's model: every job it knows, keyed by source and id, in the order of
+// their last change (a Map keeps insertion order; a change re-inserts), with counts by
+// status kept as rows come and go. Pure: no DOM, no clock, no network.
+
+export const STATUSES = ['pending', 'running', 'completed', 'failed', 'cancelled', 'expired'];
+
+const DEFAULT_SOURCE = 'scheduled_jobs';
+
+export function jobKey(source, id) {
+  return `${source || DEFAULT_SOURCE}\u0000${id}`;
+}
+
+function asText(v) {
+  if (v === null || v === undefined) return null;
+  return typeof v === 'string' ? v : JSON.stringify(v);
+}
+
+// A filter as the server takes it (CONTRACT section 5), from loose form values:
+// job types and statuses as arrays, empty values left out.
+export function normalizeFilter({ job_type = [], status = [], user_id = '' } = {}) {
+  const list = (v) => (Array.isArray(v) ? v : String(v).split(','))
+    .map((s) => String(s).trim()).filter((s) => s.length > 0);
+  const f = {};
+  const types = [...new Set(list(job_type))];
+  const statuses = [...new Set(list(status))];
+  if (types.length) f.job_type = types;
+  if (statuses.length) f.status = statuses;
+  if (String(user_id).trim()) f.user_id = String(user_id).trim();
+  return f;
+}
+
+// True when an event or row with these values passes `filter` (normalizeFilter's shape).
+export function matches(filter, { job_type, status, user_id }) {
+  if (filter.job_type && !filter.job_type.includes(job_type)) return false;
+  if (filter.status && !filter.status.includes(status)) return false;
+  if (filter.user_id && filter.user_id !== user_id) return false;
+  return true;
+}
+
+export class JobStore {
+  // capacity: the most jobs kept; beyond it the least recently changed are forgotten
+  // (and the counts say so).
+  constructor({ capacity = 10000 } = {}) {
+    this.capacity = capacity;
+    this.filter = {};
+    this.jobs = new Map();
+    this.counts = Object.fromEntries(STATUSES.map((s) => [s, 0]));
+    this.other = 0;            // rows whose status is none of STATUSES (attached tables)
+    this.partial = false;      // the snapshot was cut at the server's limit, or rows were evicted
+    this.seq = 0;              // bumps on every change: the view redraws when it moved
+    this.changed = new Set();  // keys changed since the view last took them
+    this.lastEventId = 0;
+    this.events = 0;
+  }
+
+  get size() { return this.jobs.size; }
+
+  // Replaces everything with a snapshot: rows of reactor.scheduled_jobs, newest
+  // `updated_at` first. `limit`: the server's cap, reached = the view is partial.
+  reset(rows, { filter = this.filter, limit = Infinity } = {}) {
+    this.filter = filter;
+    this.jobs.clear();
+    for (const s of STATUSES) this.counts[s] = 0;
+    this.other = 0;
+    this.changed.clear();
+    this.partial = rows.length >= limit;
+    for (let i = rows.length - 1; i >= 0; i--) {
+      const r = rows[i];
+      if (!r || r.id === undefined || r.id === null) continue;
+      const row = {
+        key: jobKey(DEFAULT_SOURCE, String(r.id)),
+        id: String(r.id),
+        source: DEFAULT_SOURCE,
+        type: r.job_type ?? null,
+        user: r.user_id ?? null,
+        status: r.status ?? null,
+        progress: r.progress_percent ?? null,
+        message: r.progress_message ?? null,
+        attempt: null,  // not a column: known from the job's next event
+        error: asText(r.last_error),
+        scheduledFor: r.scheduled_for ?? null,
+        updated: r.updated_at ?? null,
+        eventId: 0,
+      };
+      this.insert(row);
+    }
+    this.evict();
+    this.seq++;
+  }
+
+  // Applies one event (docs/events.md). Returns what happened: 'upsert', 'remove',
+  // 'stale' (a repeat or older than the row), 'ignored' (no job, or outside the filter).
+  apply(ev) {
+    if (typeof ev.id === 'number' && ev.id > this.lastEventId) this.lastEventId = ev.id;
+    this.events++;
+    if (ev.job_id === undefined || ev.job_id === null) return 'ignored';
+    const key = jobKey(ev.source, String(ev.job_id));
+    const row = this.jobs.get(key);
+    // Per job, ids grow in commit order, so an id at or below the row's is a repeat
+    // (a resume may send some again).
+    if (row && row.eventId && typeof ev.id === 'number' && ev.id <= row.eventId) return 'stale';
+    if (!matches(this.filter, ev)) {
+      // A job that left the filtered statuses: its row goes.
+      if (row) {
+        this.remove(key);
+        this.seq++;
+        return 'remove';
+      }
+      return 'ignored';
+    }
+    const next = row ? { ...row } : {
+      key, id: String(ev.job_id), source: ev.source || DEFAULT_SOURCE, eventId: 0,
+      type: null, user: null, status: null, progress: null, message: null, attempt: null,
+      error: null, scheduledFor: null, updated: null,
+    };
+    // Every event carries the job's whole state after the change, whatever its kind.
+    if ('status' in ev) next.status = ev.status;
+    if ('job_type' in ev) next.type = ev.job_type;
+    if ('user_id' in ev) next.user = ev.user_id;
+    if ('attempt' in ev) next.attempt = ev.attempt;
+    if ('error' in ev) next.error = asText(ev.error);
+    if ('scheduled_for' in ev) next.scheduledFor = ev.scheduled_for;
+    if ('progress' in ev) next.progress = ev.progress;
+    if ('message' in ev) next.message = ev.message;
+    next.kind = ev.kind;
+    next.updated = ev.at ?? next.updated;
+    if (typeof ev.id === 'number') next.eventId = ev.id;
+    if (row) this.remove(key);
+    this.insert(next);
+    this.evict();
+    this.seq++;
+    return 'upsert';
+  }
+
+  // The `n` most recently changed rows, newest first.
+  newest(n) {
+    const out = [];
+    const all = Array.from(this.jobs.values());
+    for (let i = all.length - 1; i >= 0 && out.length < n; i--) out.push(all[i]);
+    return out;
+  }
+
+  // Keys changed since the last call.
+  takeChanged() {
+    const c = this.changed;
+    this.changed = new Set();
+    return c;
+  }
+
+  insert(row) {
+    this.jobs.set(row.key, row);
+    this.changed.add(row.key);
+    if (row.status in this.counts) this.counts[row.status]++;
+    else this.other++;
+  }
+
+  remove(key) {
+    const row = this.jobs.get(key);
+    if (!row) return;
+    this.jobs.delete(key);
+    if (row.status in this.counts) this.counts[row.status]--;
+    else this.other--;
+  }
+
+  evict() {
+    while (this.jobs.size > this.capacity) {
+      this.remove(this.jobs.keys().next().value);
+      this.partial = true;
+    }
+  }
+}

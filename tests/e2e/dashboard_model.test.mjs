@@ -1,0 +1,242 @@
+// The dashboard's pure modules (src/web/store.js, client.js, sparkline.js) under Node:
+// the job map and its counts, and the connection's protocol decisions against a fake
+// socket and a fake clock. No browser, no reactor.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { JobStore, normalizeFilter, matches } from '../../src/web/store.js';
+import { Client, BACKOFF_MIN_MS, BACKOFF_MAX_MS } from '../../src/web/client.js';
+import { Rate } from '../../src/web/sparkline.js';
+
+const ev = (id, job_id, status, extra = {}) => ({
+  id, kind: 'status', job_id, source: 'scheduled_jobs', status, old_status: null, user_id: 'u1',
+  job_type: 'alpha', attempt: null, progress: null, message: null, error: null,
+  scheduled_for: '2026-11-21T06:00:00Z', at: `2026-11-21T06:00:${String(id % 60).padStart(2, '0')}Z`, ...extra,
+});
+const snapRow = (id, status, extra = {}) => ({
+  id, job_type: 'alpha', user_id: 'u1', status, progress_percent: null, progress_message: null,
+  last_error: null, scheduled_for: '2026-11-21T06:00:00+00:00', updated_at: '2026-11-21T06:00:00+00:00', ...extra,
+});
+
+test('store: a snapshot seeds rows newest first and counts them', () => {
+  const s = new JobStore();
+  s.reset([snapRow('b', 'running'), snapRow('a', 'pending'), snapRow('c', 'failed', { last_error: 'x' })]);
+  assert.deepEqual(s.newest(10).map((r) => r.id), ['b', 'a', 'c']);
+  assert.equal(s.counts.running, 1);
+  assert.equal(s.counts.pending, 1);
+  assert.equal(s.counts.failed, 1);
+  assert.equal(s.newest(10)[2].error, 'x');
+  assert.equal(s.partial, false);
+  s.reset([snapRow('a', 'pending'), snapRow('b', 'pending')], { limit: 2 });
+  assert.equal(s.partial, true, 'a snapshot at the server limit is partial');
+});
+
+test('store: events move counts, go to the top, and repeats are ignored', () => {
+  const s = new JobStore();
+  s.reset([snapRow('a', 'pending'), snapRow('b', 'pending')]);
+  assert.equal(s.apply(ev(10, 'b', 'running', { attempt: 1 })), 'upsert');
+  assert.deepEqual([s.counts.pending, s.counts.running], [1, 1]);
+  assert.equal(s.newest(1)[0].id, 'b');
+  assert.equal(s.apply(ev(11, 'a', 'running', { kind: 'progress', progress: 30, message: 'half' })), 'upsert');
+  assert.equal(s.newest(1)[0].id, 'a');
+  assert.equal(s.newest(1)[0].progress, 30);
+  assert.equal(s.apply(ev(10, 'b', 'running')), 'stale', 'a repeated id');
+  assert.equal(s.apply(ev(9, 'b', 'pending')), 'stale', 'an older id of the same job');
+  assert.equal(s.apply(ev(12, 'b', 'failed', { error: { code: 7 } })), 'upsert');
+  assert.equal(s.jobs.get('scheduled_jobs\u0000b').error, '{"code":7}');
+  assert.deepEqual([s.counts.pending, s.counts.running, s.counts.failed], [0, 1, 1]);
+  assert.equal(s.lastEventId, 12);
+  // Another source with the same id is another job; a payload without a job is counted only.
+  s.apply(ev(13, 'b', 'running', { source: 'job_queue' }));
+  assert.equal(s.size, 3);
+  assert.equal(s.apply({ id: 14, hello: 'world' }), 'ignored');
+  assert.equal(s.lastEventId, 14);
+  // A status of an attached table that is none of the six.
+  s.apply(ev(15, 'q', 'queued', { source: 'job_queue' }));
+  assert.equal(s.other, 1);
+});
+
+test('store: a filter drops rows that leave it; the cap forgets the oldest', () => {
+  const s = new JobStore({ capacity: 3 });
+  const f = normalizeFilter({ job_type: 'alpha, beta ,', status: ['running'], user_id: ' ' });
+  assert.deepEqual(f, { job_type: ['alpha', 'beta'], status: ['running'] });
+  assert.equal(matches(f, { job_type: 'beta', status: 'running' }), true);
+  assert.equal(matches(f, { job_type: 'gamma', status: 'running' }), false);
+  s.reset([snapRow('a', 'running')], { filter: f });
+  assert.equal(s.apply(ev(20, 'a', 'completed')), 'remove');
+  assert.equal(s.size, 0);
+  assert.equal(s.counts.running, 0);
+  assert.equal(s.apply(ev(21, 'z', 'completed')), 'ignored');
+  for (let i = 0; i < 5; i++) s.apply(ev(30 + i, `j${i}`, 'running'));
+  assert.equal(s.size, 3);
+  assert.deepEqual(s.newest(5).map((r) => r.id), ['j4', 'j3', 'j2']);
+  assert.equal(s.counts.running, 3);
+  assert.equal(s.partial, true);
+});
+
+// A fake WebSocket and clock for the client.
+function harness(opts = {}) {
+  const sockets = [];
+  const timers = [];
+  let now = 0;
+  class FakeSocket {
+    constructor(url) { this.url = url; this.sent = []; this.readyState = 0; sockets.push(this); }
+    send(t) { this.sent.push(JSON.parse(t)); }
+    close() { this.readyState = 3; }
+    open() { this.readyState = 1; this.onopen(); }
+    recv(m) { this.onmessage({ data: JSON.stringify(m) }); }
+    drop(code = 1006, reason = '') { this.readyState = 3; this.onclose({ code, reason }); }
+  }
+  const store = new JobStore();
+  const seen = { states: [], gaps: [], auth: [] };
+  const client = new Client({
+    url: 'ws://x/ws', store, WebSocket: FakeSocket, now: () => now,
+    setTimeout: (fn, ms) => { const t = { fn, at: now + ms }; timers.push(t); return t; },
+    clearTimeout: (t) => { const i = timers.indexOf(t); if (i >= 0) timers.splice(i, 1); },
+    onState: (s) => seen.states.push(s), onGap: (m) => seen.gaps.push(m), onAuthNeeded: (w) => seen.auth.push(w),
+    ...opts,
+  });
+  const advance = (ms) => {
+    now += ms;
+    for (;;) {
+      timers.sort((a, b) => a.at - b.at);
+      if (!timers.length || timers[0].at > now) break;
+      timers.shift().fn();
+    }
+  };
+  return { client, store, sockets, seen, advance, time: () => now, last: () => sockets[sockets.length - 1] };
+}
+
+test('client: snapshot first, resume with since after a drop, backoff 0.5 s doubling to 10 s', () => {
+  const h = harness();
+  h.client.start();
+  h.last().open();
+  assert.deepEqual(h.last().sent, [{ op: 'subscribe', id: 'jobs', filter: {}, snapshot: true }]);
+  h.last().recv({ type: 'subscribed', id: 'jobs', last_event_id: 5 });
+  h.last().recv({ type: 'snapshot', id: 'jobs', as_of: 5, jobs: [snapRow('a', 'pending')] });
+  h.last().recv({ type: 'event', event: ev(6, 'a', 'running') });
+  assert.equal(h.client.state, 'live');
+  assert.equal(h.store.lastEventId, 6);
+
+  // The server goes away: retries after 0.5, 1, 2, 4, 8, 10, 10 s.
+  h.last().drop(1001, 'server shutting down');
+  const delays = [];
+  for (let i = 0; i < 7; i++) {
+    assert.equal(h.client.state, 'reconnecting');
+    const before = h.sockets.length;
+    delays.push(h.client.retryAt - h.time());
+    h.advance(delays[i] - 1);
+    assert.equal(h.sockets.length, before, 'retried early');
+    h.advance(1);
+    assert.equal(h.sockets.length, before + 1);
+    h.last().drop();
+  }
+  assert.deepEqual(delays, [500, 1000, 2000, 4000, 8000, 10000, 10000]);
+
+  // Back: resume from the last event, no snapshot; a success resets the backoff.
+  h.advance(BACKOFF_MAX_MS);
+  h.last().open();
+  assert.deepEqual(h.last().sent, [{ op: 'subscribe', id: 'jobs', filter: {}, since: 6 }]);
+  h.last().recv({ type: 'subscribed', id: 'jobs', last_event_id: 9 });
+  assert.equal(h.client.state, 'live');
+  assert.equal(h.client.backoff, BACKOFF_MIN_MS);
+});
+
+test('client: a gap is reported and answered with a fresh snapshot', () => {
+  const h = harness();
+  h.client.start();
+  h.last().open();
+  h.last().recv({ type: 'snapshot', id: 'jobs', as_of: 5, jobs: [] });
+  h.last().drop();
+  h.advance(BACKOFF_MIN_MS);
+  h.last().open();
+  assert.equal(h.last().sent[0].since, 5);
+  h.last().recv({ type: 'gap', id: 'jobs', after: 5 });
+  assert.equal(h.seen.gaps.length, 1);
+  assert.deepEqual(h.last().sent[1], { op: 'subscribe', id: 'jobs', filter: {}, snapshot: true });
+  h.last().recv({ type: 'snapshot', id: 'jobs', as_of: 40, jobs: [snapRow('n', 'running')] });
+  assert.equal(h.store.size, 1);
+  assert.equal(h.store.lastEventId, 40);
+});
+
+test('client: a status filter adds an "exits" subscription; overtaking exits weigh against the snapshot', () => {
+  const h = harness();
+  h.client.start();
+  h.last().open();
+  h.client.setFilter({ job_type: ['beta'], status: ['running'] });
+  const sent = h.last().sent.slice(1);
+  assert.deepEqual(sent[0], { op: 'subscribe', id: 'jobs', filter: { job_type: ['beta'], status: ['running'] }, snapshot: true });
+  assert.deepEqual(sent[1], {
+    op: 'subscribe', id: 'exits',
+    filter: { job_type: ['beta'], status: ['pending', 'completed', 'failed', 'cancelled', 'expired'] },
+  });
+  // Before the snapshot: x completed after its snapshot row, y before it.
+  h.last().recv({ type: 'event', event: ev(50, 'x', 'completed', { job_type: 'beta', at: '2026-11-21T07:00:00Z' }) });
+  h.last().recv({ type: 'event', event: ev(51, 'y', 'completed', { job_type: 'beta', at: '2026-11-21T05:00:00Z' }) });
+  h.last().recv({ type: 'snapshot', id: 'jobs', as_of: 49, jobs: [
+    snapRow('x', 'running', { job_type: 'beta' }), snapRow('y', 'running', { job_type: 'beta' })] });
+  assert.deepEqual(h.store.newest(5).map((r) => r.id), ['y']);
+  // Live: a job leaving the filter goes.
+  h.last().recv({ type: 'event', event: ev(60, 'y', 'failed', { job_type: 'beta' }) });
+  assert.equal(h.store.size, 0);
+  // Without a status filter the "exits" subscription is dropped.
+  h.client.setFilter({ job_type: ['beta'] });
+  assert.deepEqual(h.last().sent.slice(-1)[0], { op: 'unsubscribe', id: 'exits' });
+});
+
+test('client: forbidden or 1008 asks for a token; the token goes first on every connection', () => {
+  const h = harness();
+  h.client.start();
+  h.last().open();
+  h.last().recv({ type: 'error', code: 'forbidden', message: 'authenticate first' });
+  assert.equal(h.client.state, 'auth');
+  assert.deepEqual(h.seen.auth, ['authenticate first']);
+  h.client.setToken('T1');
+  assert.deepEqual(h.last().sent.slice(1), [
+    { op: 'auth', token: 'T1' }, { op: 'subscribe', id: 'jobs', filter: {}, snapshot: true }]);
+  h.last().recv({ type: 'snapshot', id: 'jobs', as_of: 1, jobs: [] });
+  h.last().drop(1008, 'token expired');
+  assert.equal(h.client.state, 'auth');
+  h.advance(60000);
+  assert.equal(h.sockets.length, 1, 'no retry with a refused token');
+  h.client.setToken('T2');
+  assert.equal(h.sockets.length, 2);
+  h.last().open();
+  assert.deepEqual(h.last().sent, [{ op: 'auth', token: 'T2' }, { op: 'subscribe', id: 'jobs', filter: {}, since: 1 }]);
+});
+
+test('client: a snapshot the server cannot take is asked for again', () => {
+  const h = harness();
+  h.client.start();
+  h.last().open();
+  h.last().recv({ type: 'error', code: 'bad_request', message: 'snapshot unavailable: not connected' });
+  assert.equal(h.client.state, 'waiting');
+  h.advance(BACKOFF_MIN_MS);
+  assert.deepEqual(h.last().sent.slice(-1)[0], { op: 'subscribe', id: 'jobs', filter: {}, snapshot: true });
+});
+
+test('client: a replaying reactor (no snapshots) is followed live', () => {
+  const h = harness();
+  h.client.start();
+  h.last().open();
+  h.last().recv({ type: 'error', code: 'bad_request', message: 'snapshots need the database (not available in replay)' });
+  assert.deepEqual(h.last().sent.slice(-1)[0], { op: 'subscribe', id: 'jobs', filter: {} });
+  assert.equal(h.client.state, 'live');
+  h.last().recv({ type: 'event', event: ev(3, 'a', 'running') });
+  assert.equal(h.store.size, 1);
+  h.last().drop();
+  h.advance(BACKOFF_MIN_MS);
+  h.last().open();
+  assert.deepEqual(h.last().sent, [{ op: 'subscribe', id: 'jobs', filter: {}, since: 3 }]);
+});
+
+test('rate: one bucket per second, the last 60 kept', () => {
+  const r = new Rate(60);
+  r.add(5, 1000);
+  r.add(3, 1500);
+  r.add(7, 2100);
+  assert.equal(r.current(2200), 8);
+  assert.equal(r.peak(), 8);
+  r.add(1, 100000);
+  assert.equal(r.current(100000), 0);
+  assert.equal(r.peak(), 1);
+});
