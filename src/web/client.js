@@ -247,14 +247,6 @@ export class Client {
   }
 
   handleError(msg) {
-    this.onError(`${msg.code}: ${msg.message}`);
-    if (msg.code === 'forbidden') {
-      this.authNeeded = true;
-      this.snapshotPending = false;
-      this.onAuthNeeded(msg.message);
-      this.setState('auth');
-      return;
-    }
     if (this.snapshotPending && /replay/.test(msg.message || '')) {
       // A replaying reactor has no database to take snapshots from: follow the stream
       // from here, the table filling as events come.
@@ -264,6 +256,14 @@ export class Client {
       this.hasSnapshot = true;
       this.send({ op: 'subscribe', id: 'jobs', filter: this.filter });
       this.setState('live');
+      return;
+    }
+    this.onError(`${msg.code}: ${msg.message}`);
+    if (msg.code === 'forbidden') {
+      this.authNeeded = true;
+      this.snapshotPending = false;
+      this.onAuthNeeded(msg.message);
+      this.setState('auth');
       return;
     }
     if (this.snapshotPending && /snapshot/.test(msg.message || '')) {
