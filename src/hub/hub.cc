@@ -127,7 +127,12 @@ void Hub::SendControl(Session& s, std::string json) {
 bool Hub::Send(Session& s, FrameRef f, bool event, uint64_t stamp_ns) {
   if (s.closing_) return false;
   size_t size = f->size();
-  if (s.out_.bytes() + s.inflight_bytes + size > config_.max_queue_bytes) {
+  // Events must fit under the limit. A reply (a snapshot can be megabytes: up to
+  // snapshot_limit rows) only needs the queue not to be over it already: it is bounded,
+  // asked for, and sent once; counting it like events would close every client whose
+  // snapshot is larger than --max-queue-bytes, again at each reconnect.
+  size_t queued = s.out_.bytes() + s.inflight_bytes;
+  if (event ? queued + size > config_.max_queue_bytes : queued > config_.max_queue_bytes) {
     s.closing_ = true;
     ++stats_.slow_closes;
     std::string why = "slow consumer: " + std::to_string(s.out_.bytes() + s.inflight_bytes) +

@@ -256,12 +256,26 @@ TEST_CASE("hub: a connection over --max-queue-bytes is closed with 1013, others 
   Publish(*f.hub, id, "j", "u", "running");
   CHECK(slow->out().frames() == queued);  // nothing more for it
   CHECK(EventIds(Drain(*fast)) == std::vector<int64_t>{id});
-  // In-flight bytes count too.
+  // In-flight bytes count too: an event that would not fit closes the connection...
   auto g = f.Open();
+  f.hub->OnText(*g, R"({"op":"subscribe"})");
   Drain(*g);
   g->inflight_bytes = 2040;
-  f.hub->OnText(*g, R"({"op":"ping"})");
+  Publish(*f.hub, ++id, "j", "u", "running");
   CHECK(f.closes.size() == 2);
+  CHECK(f.closes.back().first == g->id());
+  CHECK(EventIds(Drain(*fast)) == std::vector<int64_t>{id});
+  // ...but a reply is refused only once the queue is already over the limit.
+  auto h = f.Open();
+  Drain(*h);
+  h->inflight_bytes = 2040;
+  f.hub->OnText(*h, R"({"op":"ping"})");
+  CHECK(f.closes.size() == 2);
+  CHECK(Has(Drain(*h), R"({"type":"pong"})"));
+  h->inflight_bytes = 2049;
+  f.hub->OnText(*h, R"({"op":"ping"})");
+  CHECK(f.closes.size() == 3);
+  f.hub->Remove(h.get());
   for (auto* s : {slow.get(), fast.get(), g.get()}) f.hub->Remove(s);
 }
 
@@ -343,6 +357,27 @@ TEST_CASE("hub: resume from the database, then the events held meanwhile, none t
   CHECK(f.hub->stats().resumes_from_database == 1);
   Publish(*f.hub, 8, "j", "u1", "running");
   CHECK(EventIds(Drain(*s)) == std::vector<int64_t>{8});
+  f.hub->Remove(s.get());
+}
+
+TEST_CASE("hub: a snapshot larger than --max-queue-bytes is delivered, not taken for a slow consumer") {
+  Hub::Config c;
+  c.max_queue_bytes = 4096;
+  Fixture f(c);
+  auto s = f.Open();
+  Drain(*s);
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"s","snapshot":true})");
+  Drain(*s);
+  REQUIRE(f.queries.size() == 1);
+  std::string rows = "[";
+  for (int i = 0; i < 200; ++i) rows += std::string(i ? "," : "") + R"({"id":"job_)" + std::to_string(i) + R"(","status":"pending"})";
+  rows += "]";
+  REQUIRE(rows.size() > 4096);
+  f.queries[0].cb(std::vector<Row>{Row{rows, "{}"}});
+  CHECK(f.closes.empty());
+  auto msgs = Drain(*s);
+  REQUIRE(msgs.size() == 1);
+  CHECK(msgs[0].find(R"("type":"snapshot")") != std::string::npos);
   f.hub->Remove(s.get());
 }
 
