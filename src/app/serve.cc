@@ -87,6 +87,12 @@ class Daemon {
       uv_signal_init(loop_, s);
       s->data = this;
     }
+    // A catch-up of many rows leaves the sequencer a slice per loop pass (Pump).
+    sequencer_.set_max_per_drain(kEventsPerPass);
+    uv_idle_init(loop_, &pump_);
+    pump_.data = this;
+    uv_timer_init(loop_, &pump_wait_);
+    pump_wait_.data = this;
   }
 
   Status Start() {
@@ -119,7 +125,29 @@ class Daemon {
     frontend_->Publish(std::move(ev));
   }
 
+  static constexpr size_t kEventsPerPass = 1000;
+
+  // Hands the sequencer's backlog out a slice per loop pass, so that sockets and the
+  // journal are written in between; waits while the journal's buffer is half full
+  // rather than letting it drop lines.
+  void SchedulePump() {
+    if (stopping_ || !sequencer_.backlog() || uv_is_active(reinterpret_cast<uv_handle_t*>(&pump_))) return;
+    uv_idle_start(&pump_, [](uv_idle_t* h) { static_cast<Daemon*>(h->data)->PumpOnce(); });
+  }
+  void PumpOnce() {
+    if (journal_open_ && journal_->stats().bytes_buffered > journal::JournalLimits{}.max_buffer_bytes / 2) {
+      journal_->Flush();
+      uv_idle_stop(&pump_);
+      uv_timer_start(&pump_wait_, [](uv_timer_t* t) { static_cast<Daemon*>(t->data)->SchedulePump(); }, 2, 0);
+      return;
+    }
+    sequencer_.Pump();
+    if (journal_open_) journal_->Flush();
+    if (!sequencer_.backlog()) uv_idle_stop(&pump_);
+  }
+
   void OnBatch() {
+    SchedulePump();
     if (journal_open_) journal_->Flush();  // the batch's lines in one write, at once
     uint64_t errors = sequencer_.stats().parse_errors;
     if (errors != parse_errors_logged_) {
@@ -177,6 +205,8 @@ class Daemon {
     if (stopping_) return;
     stopping_ = true;
     spdlog::info("stopping ({})", why);
+    uv_idle_stop(&pump_);
+    uv_timer_stop(&pump_wait_);
     scheduler_->Close([this] {
       frontend_->Close([this] {
         conn_->Close([this] {
@@ -184,6 +214,8 @@ class Daemon {
             for (auto* s : {&sigint_, &sigterm_, &sighup_}) {
               uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
             }
+            uv_close(reinterpret_cast<uv_handle_t*>(&pump_), nullptr);
+            uv_close(reinterpret_cast<uv_handle_t*>(&pump_wait_), nullptr);
           };
           if (journal_open_) {
             journal_->Close(close_signals);
@@ -204,6 +236,8 @@ class Daemon {
   std::unique_ptr<Frontend> frontend_;
   std::unique_ptr<sched::Scheduler> scheduler_;  // after conn_: destroyed before it
   uv_signal_t sigint_, sigterm_, sighup_;
+  uv_idle_t pump_;
+  uv_timer_t pump_wait_;
   bool stopping_ = false;
   RateLimiter parse_log_;
   uint64_t parse_errors_logged_ = 0;

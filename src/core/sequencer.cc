@@ -151,7 +151,7 @@ std::vector<int64_t> DeliverySequencer::PendingFetches() const {
 }
 
 void DeliverySequencer::Drain() {
-  while (!out_.empty() && !out_.front().awaiting_fetch) {
+  for (size_t n = 0; n < max_per_drain_ && !out_.empty() && !out_.front().awaiting_fetch; ++n) {
     Event ev = std::move(out_.front().event);
     out_.pop_front();
     if (ev.id > last_id_ && ev.is_logged()) last_id_ = ev.id;

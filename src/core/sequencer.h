@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstddef>
 #include <deque>
 #include <functional>
 #include <optional>
@@ -84,6 +85,14 @@ class DeliverySequencer {
   // A notification payload from the channel.
   void OnNotification(std::string_view payload);
 
+  // At most this many events leave per call (OnNotification, OnCatchUpResult, Pump...);
+  // the rest wait, in order, for Pump(). A catch-up of 100 000 rows is then handed out
+  // over many loop passes, so the journal and the sockets are written in between.
+  void set_max_per_drain(size_t n) { max_per_drain_ = n ? n : 1; }
+  // Events ready to leave (not waiting for a fetch): call Pump() on a later loop pass.
+  bool backlog() const { return !out_.empty() && !out_.front().awaiting_fetch; }
+  void Pump() { Drain(); }
+
   // The full payload of a truncated event, or nullopt when the row is gone.
   void OnFetched(int64_t id, std::optional<std::string_view> payload);
   // The connection dropped: every fetch in flight must be asked for again.
@@ -112,6 +121,7 @@ class DeliverySequencer {
   EventParser parser_;
   size_t base_prune_;
   size_t prune_at_;
+  size_t max_per_drain_ = SIZE_MAX;
 
   bool started_ = false;    // an initial read has completed
   bool live_ = false;       // caught up on this connection: notifications flow

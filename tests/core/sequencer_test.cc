@@ -122,6 +122,25 @@ TEST_CASE("a prune read keeps ids a later read could return; delivers rows not y
   CHECK(h.ids() == std::vector<int64_t>{1, 2, 3, 4, 9});
 }
 
+TEST_CASE("a large catch-up leaves in slices, in order, with live events behind it") {
+  Harness h;
+  h.seq.set_max_per_drain(3);
+  h.Start(100);
+  (void)h.seq.BeginCatchUp(Mode::kReconnect);
+  std::vector<Row> rows;
+  for (int64_t id = 1; id <= 7; ++id) rows.push_back(Row{id, 101, Payload(id, "j" + std::to_string(id % 2))});
+  h.seq.OnNotification(Payload(8, "j0"));  // held during the read
+  h.seq.OnCatchUpResult(105, rows);
+  CHECK(h.ids() == std::vector<int64_t>{1, 2, 3});
+  CHECK(h.seq.backlog());
+  h.seq.OnNotification(Payload(9, "j1"));  // live, but behind the backlog
+  CHECK(h.ids() == std::vector<int64_t>{1, 2, 3, 4, 5, 6});
+  h.seq.Pump();
+  h.seq.Pump();
+  CHECK(h.ids() == std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9});
+  CHECK_FALSE(h.seq.backlog());
+}
+
 TEST_CASE("a truncated event holds the stream until its payload is fetched") {
   Harness h;
   h.Start();

@@ -32,7 +32,7 @@ function startFloor(url, count) {
 async function ingest() {
   const url = await freshDatabase('bench_ingest');
   const journal = path.join(tempDir(), 'journal.ndjson');
-  const reactor = startReactor(['serve', '--database-url', url, '--record', journal, '--no-scheduler', '--log-level', 'warn'],
+  const reactor = startReactor(['serve', '--database-url', url, '--listen', '127.0.0.1:0', '--record', journal, '--no-scheduler', '--log-level', 'warn'],
     { readyPattern: null });
   await sleep(1500);  // connected and caught up (nothing to read)
   const db = await connect(url);
@@ -82,7 +82,7 @@ async function catchUp() {
   const url = await freshDatabase('bench_catchup');
   const dbname = new URL(url).pathname.slice(1);
   const journal = path.join(tempDir(), 'journal.ndjson');
-  const reactor = startReactor(['serve', '--database-url', url, '--record', journal, '--no-scheduler', '--log-level', 'info']);
+  const reactor = startReactor(['serve', '--database-url', url, '--listen', '127.0.0.1:0', '--record', journal, '--no-scheduler', '--log-level', 'info']);
   await reactor.ready;
   const admin = await connect(process.env.DATABASE_URL);
   const db = await connect(url);
