@@ -20,7 +20,7 @@ void SetUpLogging(const std::string& level) {
 
 int RunMigrate(const reactor::Options& o) {
   spdlog::info("migrating {}", reactor::pg::DescribeConnInfo(o.database_url));
-  auto r = reactor::pg::Migrate(o.database_url, reactor::embedded::migrations);
+  auto r = reactor::pg::Migrate(o.database_url, reactor::embedded::migrations, o.migrate_lock_timeout_ms);
   if (!r) {
     spdlog::error("migrate: {}", r.error());
     return 1;

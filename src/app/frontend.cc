@@ -21,7 +21,7 @@ Frontend::Frontend(uv_loop_t* loop, const Options& options, Deps deps)
     server_->CloseSession(s, code, why);
   };
   hooks.principal_changed = [this](hub::Session& s) { server_->SessionPrincipalChanged(s); };
-  hooks.query = deps_.query;
+  hooks.reads = deps_.reads;
   hooks.horizon = deps_.horizon;
   hub_ = std::make_unique<hub::Hub>(std::move(hc), std::move(hooks));
 
@@ -100,6 +100,8 @@ std::string Frontend::Metrics() {
   m.Counter("reactor_resumes_total", "Resumes served from memory.", h.resumes_from_database, "source=\"database\"");
   m.Counter("reactor_gaps_total", "Resumes that could not be filled.", h.gaps);
   m.Counter("reactor_snapshots_total", "Snapshots served.", h.snapshots);
+  m.Counter("reactor_reads_refused_total", "Resumes and snapshots refused for a database-read bound (answered gap or error).",
+            h.reads_refused);
   m.Gauge("reactor_history_events", "Events kept in memory for resume.", static_cast<double>(hub_->history_size()));
   const auto& s = server_->stats();
   m.Counter("reactor_bytes_sent_total", "Bytes written to sockets.", s.bytes_written);

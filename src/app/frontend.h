@@ -25,7 +25,7 @@ class Frontend {
   struct Deps {
     std::function<bool()> ready;                          // /readyz
     std::function<void(MetricsText&)> metrics;            // the caller's own metrics
-    hub::QueryFn query;                                   // empty in replay
+    pg::ClientReads* reads = nullptr;                     // null in replay
     std::function<std::optional<uint64_t>()> horizon;     // the sequencer's
   };
 

@@ -90,6 +90,18 @@ Options ParseOptions(int argc, const char* const* argv) {
                  "WebSocket ping interval; two unanswered pings close with 1002")
       ->capture_default_str()->check(CLI::Range(uint64_t{100}, uint64_t{3600000}));
   app.add_flag("--no-scheduler", o.no_scheduler, "this replica never ticks");
+  app.add_option("--max-reads-per-connection", o.max_reads_per_connection,
+                 "database reads (resume, snapshot) one connection may have outstanding")
+      ->capture_default_str()->check(CLI::Range(uint64_t{1}, uint64_t{64}));
+  app.add_option("--max-database-reads", o.max_database_reads,
+                 "database reads for clients outstanding in all, before new ones are refused")
+      ->capture_default_str()->check(CLI::Range(uint64_t{1}, uint64_t{100000}));
+  app.add_option("--read-timeout-ms", o.read_timeout_ms,
+                 "statement_timeout of a database read made for a client")
+      ->capture_default_str()->check(CLI::Range(uint64_t{100}, uint64_t{3600000}));
+  app.add_option("--migrate-lock-timeout-ms", o.migrate_lock_timeout_ms,
+                 "migrate: how long to wait for another migrate to finish")
+      ->capture_default_str()->check(CLI::Range(uint64_t{0}, uint64_t{86400000}));
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error, critical, off")
       ->envname("REACTOR_LOG_LEVEL")->capture_default_str()
       ->check(CLI::IsMember(std::vector<std::string>(std::begin(kLevels), std::end(kLevels))));

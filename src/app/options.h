@@ -44,6 +44,12 @@ struct Options {
   uint64_t idle_timeout_ms = 60000;
   uint64_t ping_interval_ms = 25000;
   bool no_scheduler = false;
+  // Database reads made for clients (resume, snapshot) on their own connection.
+  uint64_t max_reads_per_connection = 2;
+  uint64_t max_database_reads = 256;
+  uint64_t read_timeout_ms = 30000;
+  // `reactor migrate`: how long to wait for another migrate's lock.
+  uint64_t migrate_lock_timeout_ms = 60000;
   std::string log_level = "info";
 
   // --replay

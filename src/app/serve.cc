@@ -1,6 +1,5 @@
 #include "app/serve.h"
 
-#include <libpq-fe.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <uv.h>
@@ -12,6 +11,7 @@
 #include "core/rate_limit.h"
 #include "core/sequencer.h"
 #include "journal/journal.h"
+#include "pg/client_reads.h"
 #include "pg/pg_connection.h"
 #include "sched/scheduler.h"
 
@@ -22,33 +22,6 @@ int64_t UnixMillis() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-// Adapts the connection's statement queue to the hub's row-oriented QueryFn.
-hub::QueryFn QueryAdapter(pg::PgConnection& conn) {
-  return [&conn](std::string sql, std::vector<std::optional<std::string>> params,
-                 hub::RowsCallback cb) -> Status {
-    return conn.Query(std::move(sql), std::move(params),
-                      [cb = std::move(cb)](const pg_result* r, const std::string& error) {
-                        if (!error.empty()) {
-                          cb(Status::Error(error));
-                          return;
-                        }
-                        auto* res = const_cast<PGresult*>(r);
-                        std::vector<hub::Row> rows;
-                        int n = PQntuples(res), f = PQnfields(res);
-                        rows.reserve(static_cast<size_t>(n));
-                        for (int i = 0; i < n; ++i) {
-                          hub::Row row;
-                          for (int j = 0; j < f; ++j) {
-                            if (PQgetisnull(res, i, j)) row.emplace_back(std::nullopt);
-                            else row.emplace_back(std::string(PQgetvalue(res, i, j), static_cast<size_t>(PQgetlength(res, i, j))));
-                          }
-                          rows.push_back(std::move(row));
-                        }
-                        cb(std::move(rows));
-                      });
-  };
 }
 
 class Daemon {
@@ -64,13 +37,19 @@ class Daemon {
     cfg.channel = o.channel;
     conn_ = std::make_unique<pg::PgConnection>(loop_, cfg, sequencer_);
     conn_->set_batch_observer([this] { OnBatch(); });
+    pg::ClientReadsConfig rc;
+    rc.conninfo = o.database_url;
+    rc.max_per_owner = o.max_reads_per_connection;
+    rc.max_total = o.max_database_reads;
+    rc.statement_timeout_ms = o.read_timeout_ms;
+    reads_ = std::make_unique<pg::PgClientReads>(loop_, rc);
     if (!o.record_file.empty()) {
       journal_ = std::make_unique<journal::Journal>(loop_, o.record_file);
     }
     Frontend::Deps deps;
     deps.ready = [this] { return conn_->ready(); };
     deps.metrics = [this](MetricsText& m) { Metrics(m); };
-    deps.query = QueryAdapter(*conn_);
+    deps.reads = reads_.get();
     deps.horizon = [this] { return sequencer_.horizon(); };
     frontend_ = std::make_unique<Frontend>(loop_, o, std::move(deps));
 
@@ -80,7 +59,7 @@ class Daemon {
     sched_cfg.lock.conninfo = o.database_url;
     scheduler_ = std::make_unique<sched::Scheduler>(loop_, sched_cfg, *conn_);
     conn_->set_state_observer([this](pg::PgConnection::State s, const std::string&) {
-      scheduler_->OnConnectionState(s);
+      scheduler_->SetConnected(s == pg::PgConnection::State::kReady);
     });
 
     for (auto* s : {&sigint_, &sigterm_, &sighup_}) {
@@ -111,6 +90,7 @@ class Daemon {
     uv_signal_start(&sigterm_, SignalCb, SIGTERM);
     uv_signal_start(&sighup_, SignalCb, SIGHUP);
     conn_->Start();
+    reads_->Start();
     scheduler_->Start();
     return Status::Ok();
   }
@@ -162,16 +142,31 @@ class Daemon {
   }
 
   void Metrics(MetricsText& m) {
-    const auto& c = conn_->stats();
+    const auto& c = conn_->session_stats();
+    const auto& n = conn_->stats();
     const auto& q = sequencer_.stats();
     m.Gauge("reactor_postgres_connected", "1 while LISTEN is active on a live, caught-up connection.",
             conn_->ready() ? 1 : 0);
     m.Counter("reactor_postgres_connects_total", "Successful connections.", c.connects);
     m.Counter("reactor_postgres_reconnects_total", "Connections lost after being established.", c.reconnects);
     m.Counter("reactor_postgres_connect_failures_total", "Connection attempts that failed.", c.connect_failures);
-    m.Counter("reactor_postgres_queries_total", "Statements sent.", c.queries);
+    m.Counter("reactor_postgres_queries_total", "Statements sent.", c.statements);
     m.Counter("reactor_postgres_self_checks_total", "Liveness self-checks after a silence.", c.self_checks);
-    m.Counter("reactor_notifications_total", "Notifications received on the channel.", c.notifications);
+    m.Counter("reactor_notifications_total", "Notifications received on the channel.", n.notifications);
+    const auto& r = reads_->stats();
+    m.Gauge("reactor_client_reads", "Database reads for clients (resume, snapshot) outstanding.",
+            static_cast<double>(reads_->outstanding()));
+    m.Counter("reactor_client_reads_total", "Database reads for clients started.", r.reads);
+    m.Counter("reactor_client_reads_refused_total", "Database reads for clients refused.", r.refused_per_owner,
+              "reason=\"per_connection\"");
+    m.Counter("reactor_client_reads_refused_total", "Database reads for clients refused.", r.refused_total,
+              "reason=\"total\"");
+    m.Counter("reactor_client_reads_refused_total", "Database reads for clients refused.", r.refused_disconnected,
+              "reason=\"disconnected\"");
+    m.Counter("reactor_client_reads_cancelled_total", "Database reads cancelled (subscription replaced or gone).",
+              r.cancelled);
+    m.Counter("reactor_client_reads_failed_total", "Database reads for clients that failed (e.g. timed out).",
+              r.failed);
     m.Counter("reactor_events_received_total", "Events released by the sequencer (live and recovered).", q.delivered);
     m.Counter("reactor_events_recovered_total", "Events recovered from reactor.job_events after a gap.", q.recovered);
     m.Counter("reactor_duplicates_dropped_total", "Events seen twice (notification and catch-up).", q.duplicates_dropped);
@@ -209,6 +204,7 @@ class Daemon {
     uv_timer_stop(&pump_wait_);
     scheduler_->Close([this] {
       frontend_->Close([this] {
+        reads_->Close([this] {
         conn_->Close([this] {
           auto close_signals = [this] {
             for (auto* s : {&sigint_, &sigterm_, &sighup_}) {
@@ -223,6 +219,7 @@ class Daemon {
             close_signals();
           }
         });
+        });
       });
     });
   }
@@ -231,6 +228,7 @@ class Daemon {
   const Options& options_;
   DeliverySequencer sequencer_;
   std::unique_ptr<pg::PgConnection> conn_;
+  std::unique_ptr<pg::PgClientReads> reads_;  // resume and snapshot reads for clients
   std::unique_ptr<journal::Journal> journal_;  // --record
   bool journal_open_ = false;
   std::unique_ptr<Frontend> frontend_;

@@ -6,71 +6,6 @@
 #include "ws/frame.h"
 
 namespace reactor::hub {
-namespace {
-
-std::optional<std::string> OrNull(const std::string& s) {
-  if (s.empty()) return std::nullopt;
-  return s;
-}
-
-std::optional<std::string> ArrayOrNull(const std::vector<std::string>& v) {
-  if (v.empty()) return std::nullopt;
-  std::string out = "{";
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (i) out += ',';
-    out += '"';
-    for (char c : v[i]) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  return out + "}";
-}
-
-// Every event committed after `since`: the transactions running when `since` was
-// written (txid >= its horizon) and everything later. A superset: repeats are allowed
-// after a resume, losses are not. The first row says whether `since` exists.
-constexpr const char* kResumeSql =
-    "WITH s AS (SELECT horizon FROM reactor.job_events WHERE id = $1) "
-    "SELECT 0::bigint, (SELECT count(*) FROM s)::text "
-    "UNION ALL "
-    "SELECT * FROM (SELECT e.id, e.payload::text FROM reactor.job_events e, s "
-    "  WHERE e.txid >= s.horizon AND e.id <> $1 "
-    "    AND ($2::text IS NULL OR e.job_id = $2) AND ($3::text IS NULL OR e.user_id = $3) "
-    "    AND ($4::text[] IS NULL OR e.job_type = ANY($4)) AND ($5::text[] IS NULL OR e.status = ANY($5)) "
-    "  ORDER BY e.id LIMIT $6) r";
-
-// The matching jobs as of one snapshot, and the ids of recent events that snapshot
-// already reflects (so that the live events held meanwhile are not applied twice).
-constexpr const char* kSnapshotSql =
-    "SELECT coalesce((SELECT json_agg(j)::text FROM ("
-    "  SELECT * FROM reactor.scheduled_jobs "
-    "   WHERE ($1::text IS NULL OR id = $1) AND ($2::text IS NULL OR user_id = $2) "
-    "     AND ($3::text[] IS NULL OR job_type = ANY($3)) AND ($4::text[] IS NULL OR status = ANY($4)) "
-    "   ORDER BY updated_at DESC LIMIT $5) j), '[]'), "
-    "  (SELECT coalesce(array_agg(id), '{}')::text FROM reactor.job_events "
-    "    WHERE txid >= coalesce($6::xid8, pg_snapshot_xmin(pg_current_snapshot())))";
-
-std::unordered_set<int64_t> ParseIdArray(const std::string& text) {
-  std::unordered_set<int64_t> out;
-  int64_t cur = 0;
-  bool any = false;
-  for (char c : text) {
-    if (c >= '0' && c <= '9') {
-      cur = cur * 10 + (c - '0');
-      any = true;
-    } else {
-      if (any) out.insert(cur);
-      cur = 0;
-      any = false;
-    }
-  }
-  if (any) out.insert(cur);
-  return out;
-}
-
-}  // namespace
 
 Session::Sub* Session::Find(std::string_view id) {
   for (auto& s : subs_) {
@@ -108,7 +43,18 @@ std::unique_ptr<Session> Hub::Open(Principal who, bool authenticated) {
   return s;
 }
 
-void Hub::Remove(Session* s) { sessions_.erase(s->id()); }
+void Hub::Remove(Session* s) {
+  sessions_.erase(s->id());
+  for (auto& sub : s->subs_) CancelRead(sub);
+}
+
+void Hub::CancelRead(Session::Sub& sub) {
+  if (!sub.read) return;
+  const auto t = *sub.read;
+  sub.read.reset();
+  sub.token = next_token_++;  // whatever the cancelled read answers is ignored
+  if (hooks_.reads) hooks_.reads->Cancel(t);
+}
 
 Session* Hub::Live(uint64_t session_id) {
   auto it = sessions_.find(session_id);
@@ -220,6 +166,7 @@ void Hub::OnText(Session& s, std::string_view text) {
         SendControl(s, ErrorMessage("unknown_subscription", "no subscription '" + m->id + "'"));
         return;
       }
+      CancelRead(*it);
       s.subs_.erase(it);
       SendControl(s, UnsubscribedMessage(m->id));
       return;
@@ -248,6 +195,7 @@ void Hub::Subscribe(Session& s, ClientMessage m) {
     sub = &s.subs_.back();
     sub->id = m.id;
   }
+  CancelRead(*sub);  // a replaced subscription's read is of no use any more
   sub->filter = std::move(*filter);
   sub->token = next_token_++;
   sub->pending = false;
@@ -274,26 +222,23 @@ void Hub::Subscribe(Session& s, ClientMessage m) {
 
 void Hub::ResumeFromDatabase(Session& s, const std::string& sub_id, int64_t since) {
   Session::Sub* sub = s.Find(sub_id);
-  if (!hooks_.query) {
+  if (!hooks_.reads) {
     ++stats_.gaps;
     SendControl(s, GapMessage(sub_id, since));
     return;
   }
-  const Filter& f = sub->filter;
-  uint64_t token = sub->token;
-  uint64_t sid = s.id();
+  const uint64_t token = sub->token;
+  const uint64_t sid = s.id();
   sub->pending = true;
-  auto st = hooks_.query(
-      kResumeSql,
-      {std::to_string(since), OrNull(f.job_id), OrNull(f.user_id), ArrayOrNull(f.job_types),
-       ArrayOrNull(f.statuses), std::to_string(config_.resume_limit + 1)},
-      [this, sid, sub_id, token, since](Result<std::vector<Row>> rows) {
+  auto ticket = hooks_.reads->Resume(
+      sid, pg::ResumeQuery{since, sub->filter, config_.resume_limit},
+      [this, sid, sub_id, token, since](Result<pg::ResumeRows> rows) {
         Session* live = Live(sid);
         if (!live) return;
         Session::Sub* sub = live->Find(sub_id);
         if (!sub || sub->token != token) return;
-        bool found = rows && !rows->empty() && (*rows)[0][1] && *(*rows)[0][1] != "0";
-        if (!rows || !found || rows->size() - 1 > config_.resume_limit) {
+        sub->read.reset();
+        if (!rows || !rows->since_known || rows->payloads.size() > config_.resume_limit) {
           ++stats_.gaps;
           SendControl(*live, GapMessage(sub_id, since));
           Release(*live, sub_id, token, {}, {});
@@ -303,10 +248,8 @@ void Hub::ResumeFromDatabase(Session& s, const std::string& sub_id, int64_t sinc
         EventParser parser;
         std::vector<PublishedRef> first;
         std::unordered_set<int64_t> ids;
-        for (size_t i = 1; i < rows->size(); ++i) {
-          const auto& payload = (*rows)[i][1];
-          if (!payload) continue;
-          auto ev = parser.Parse(*payload);
+        for (const auto& payload : rows->payloads) {
+          auto ev = parser.Parse(payload);
           if (!ev) continue;
           auto p = std::make_shared<Published>();
           p->event = std::move(*ev);
@@ -318,53 +261,51 @@ void Hub::ResumeFromDatabase(Session& s, const std::string& sub_id, int64_t sinc
                   [](const PublishedRef& a, const PublishedRef& b) { return a->event.id < b->event.id; });
         Release(*live, sub_id, token, first, ids);
       });
-  if (!st) {
+  if (!ticket) {
     sub->pending = false;
+    ++stats_.reads_refused;
     ++stats_.gaps;
     SendControl(s, GapMessage(sub_id, since));
+    return;
   }
+  sub->read = *ticket;
 }
 
 void Hub::TakeSnapshot(Session& s, const std::string& sub_id) {
   Session::Sub* sub = s.Find(sub_id);
-  if (!hooks_.query) {
+  if (!hooks_.reads) {
     SendControl(s, ErrorMessage("bad_request", "snapshots need the database (not available in replay)"));
     return;
   }
-  const Filter& f = sub->filter;
-  uint64_t token = sub->token;
-  uint64_t sid = s.id();
-  int64_t as_of = last_event_id();
-  std::optional<std::string> horizon;
-  if (hooks_.horizon) {
-    if (auto h = hooks_.horizon()) horizon = std::to_string(*h);
-  }
+  const uint64_t token = sub->token;
+  const uint64_t sid = s.id();
+  const int64_t as_of = last_event_id();
+  pg::SnapshotQuery q{sub->filter, config_.snapshot_limit, std::nullopt};
+  if (hooks_.horizon) q.horizon = hooks_.horizon();
   sub->pending = true;
-  auto st = hooks_.query(
-      kSnapshotSql,
-      {OrNull(f.job_id), OrNull(f.user_id), ArrayOrNull(f.job_types), ArrayOrNull(f.statuses),
-       std::to_string(config_.snapshot_limit), horizon},
-      [this, sid, sub_id, token, as_of](Result<std::vector<Row>> rows) {
+  auto ticket = hooks_.reads->Snapshot(
+      sid, std::move(q), [this, sid, sub_id, token, as_of](Result<pg::SnapshotRows> rows) {
         Session* live = Live(sid);
         if (!live) return;
         Session::Sub* sub = live->Find(sub_id);
         if (!sub || sub->token != token) return;
-        if (!rows || rows->empty() || !(*rows)[0][0]) {
-          SendControl(*live, ErrorMessage("bad_request", "snapshot failed: " +
-                                                              (rows ? std::string("no result") : rows.error())));
+        sub->read.reset();
+        if (!rows) {
+          SendControl(*live, ErrorMessage("bad_request", "snapshot failed: " + rows.error()));
           Release(*live, sub_id, token, {}, {});
           return;
         }
         ++stats_.snapshots;
-        SendControl(*live, SnapshotMessage(sub_id, as_of, *(*rows)[0][0]));
-        std::unordered_set<int64_t> reflected;
-        if ((*rows)[0][1]) reflected = ParseIdArray(*(*rows)[0][1]);
-        Release(*live, sub_id, token, {}, reflected);
+        SendControl(*live, SnapshotMessage(sub_id, as_of, rows->jobs_json));
+        Release(*live, sub_id, token, {}, rows->reflected);
       });
-  if (!st) {
+  if (!ticket) {
     sub->pending = false;
-    SendControl(s, ErrorMessage("bad_request", "snapshot unavailable: " + st.message()));
+    ++stats_.reads_refused;
+    SendControl(s, ErrorMessage("bad_request", "snapshot unavailable: " + ticket.error()));
+    return;
   }
+  sub->read = *ticket;
 }
 
 void Hub::Release(Session& s, const std::string& sub_id, uint64_t token,

@@ -2,7 +2,7 @@
 // bounded queues, resume (`since`) and snapshots. Pure: the WebSocket server (libuv)
 // owns connections and calls in; the hub calls back through Hooks to wake a writer, to
 // close a connection (never synchronously inside the caller's own callback: the glue
-// defers), and to query PostgreSQL.
+// defers); it reads PostgreSQL through the pg::ClientReads interface.
 //
 // Threading: loop thread only.
 #pragma once
@@ -21,14 +21,9 @@
 #include "hub/auth.h"
 #include "hub/out_queue.h"
 #include "hub/protocol.h"
+#include "pg/store.h"
 
 namespace reactor::hub {
-
-using Row = std::vector<std::optional<std::string>>;
-using RowsCallback = std::function<void(Result<std::vector<Row>>)>;
-// Runs a statement; returns an error (and never calls back) when it cannot be sent.
-using QueryFn = std::function<Status(std::string sql, std::vector<std::optional<std::string>> params,
-                                     RowsCallback cb)>;
 
 class Session {
  public:
@@ -54,6 +49,7 @@ class Session {
     Filter filter;
     uint64_t token = 0;              // identifies this incarnation (async results check it)
     bool pending = false;            // snapshot or resume read in flight: hold live events
+    std::optional<pg::ClientReads::Ticket> read;  // that read, cancelled if the sub goes
     std::vector<PublishedRef> held;
   };
   Sub* Find(std::string_view id);
@@ -80,6 +76,7 @@ struct HubStats {
   uint64_t resumes_from_database = 0;
   uint64_t gaps = 0;
   uint64_t snapshots = 0;
+  uint64_t reads_refused = 0;   // resume/snapshot reads over a bound (per connection or in all)
 };
 
 class Hub {
@@ -95,7 +92,7 @@ class Hub {
   struct Hooks {
     std::function<void(Session&)> wake;                                 // output queued
     std::function<void(Session&, uint16_t code, const std::string&)> close;  // close it soon
-    QueryFn query;                                    // may be empty (replay mode)
+    pg::ClientReads* reads = nullptr;                  // null in replay; must outlive the hub
     std::function<std::optional<uint64_t>()> horizon;  // the sequencer's horizon
     std::function<void(Session&)> principal_changed;  // re-arm the expiry timer
   };
@@ -145,6 +142,7 @@ class Hub {
   void Release(Session& s, const std::string& sub_id, uint64_t token,
                const std::vector<PublishedRef>& first, const std::unordered_set<int64_t>& skip);
   Session* Live(uint64_t session_id);
+  void CancelRead(Session::Sub& sub);
 
   Config config_;
   Hooks hooks_;

@@ -5,16 +5,17 @@
 #include <spdlog/spdlog.h>
 
 #include <charconv>
+#include <chrono>
+#include <thread>
 #include <map>
 #include <memory>
 
 #include "pg/conninfo.h"
+#include "pg/store.h"
 
 namespace reactor::pg {
 namespace {
 
-// Arbitrary but fixed: every reactor binary serializes its migrations on this key.
-constexpr const char* kLockKey = "7212853350187139073";
 
 struct ConnFree {
   void operator()(PGconn* c) const { PQfinish(c); }
@@ -56,6 +57,49 @@ Status Exec(PGconn* conn, const char* sql) {
   return Status::Ok();
 }
 
+// Who holds `key` (pid, application, address, since when), for the waiting message.
+std::string LockHolder(PGconn* conn, int64_t key) {
+  const std::string k = std::to_string(key);
+  const char* args[] = {k.c_str()};
+  Res r(PQexecParams(conn,
+                     "SELECT a.pid::text, coalesce(nullif(a.application_name, ''), '?'), "
+                     "       coalesce(host(a.client_addr), 'local'), "
+                     "       to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+                     "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                     "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+                     "  AND l.classid = (($1::bigint >> 32) & 4294967295)::oid "
+                     "  AND l.objid = ($1::bigint & 4294967295)::oid LIMIT 1",
+                     1, nullptr, args, nullptr, nullptr, 0));
+  if (!r || PQresultStatus(r.get()) != PGRES_TUPLES_OK || PQntuples(r.get()) == 0) return "another session";
+  return std::string("backend pid ") + PQgetvalue(r.get(), 0, 0) + " (" + PQgetvalue(r.get(), 0, 1) + " from " +
+         PQgetvalue(r.get(), 0, 2) + ", connected since " + PQgetvalue(r.get(), 0, 3) + ")";
+}
+
+// Takes the migrate lock, polling pg_try_advisory_lock: a CLI may block, but not forever.
+Status TakeMigrateLock(PGconn* conn, uint64_t timeout_ms) {
+  const std::string sql = "SELECT pg_try_advisory_lock(" + std::to_string(kMigrateLockKey) + ")";
+  const auto start = std::chrono::steady_clock::now();
+  bool told = false;
+  for (;;) {
+    Res r(PQexec(conn, sql.c_str()));
+    if (!r || PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
+      return Status::Error("advisory lock: " + DescribeError(conn, r.get(), ""));
+    }
+    if (std::string_view(PQgetvalue(r.get(), 0, 0)) == "t") return Status::Ok();
+    const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+    if (static_cast<uint64_t>(waited.count()) >= timeout_ms) {
+      return Status::Error("another migrate holds the migration lock (advisory lock " +
+                           std::to_string(kMigrateLockKey) + ", " + LockHolder(conn, kMigrateLockKey) +
+                           "); gave up after " + std::to_string(timeout_ms) + " ms (--migrate-lock-timeout-ms)");
+    }
+    if (!told) {
+      spdlog::info("waiting for the migration lock, held by {}", LockHolder(conn, kMigrateLockKey));
+      told = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
 }  // namespace
 
 int MigrationVersion(std::string_view name) {
@@ -81,7 +125,7 @@ std::string Sha256Hex(std::string_view text) {
 }
 
 Result<MigrateReport> Migrate(const std::string& conninfo,
-                              std::span<const EmbeddedFile> migrations) {
+                              std::span<const EmbeddedFile> migrations, uint64_t lock_timeout_ms) {
   auto params = MakeConnParams(conninfo, ConnPurpose::kMigrate);
   if (!params) return params.status();
   auto kw = params->keyword_ptrs();
@@ -92,8 +136,7 @@ Result<MigrateReport> Migrate(const std::string& conninfo,
                          Trim(conn ? PQerrorMessage(conn.get()) : "out of memory"));
   }
   if (auto s = Exec(conn.get(), "SET client_min_messages = warning"); !s) return s;
-  std::string lock = std::string("SELECT pg_advisory_lock(") + kLockKey + ")";
-  if (auto s = Exec(conn.get(), lock.c_str()); !s) return Status::Error("advisory lock: " + s.message());
+  if (auto s = TakeMigrateLock(conn.get(), lock_timeout_ms); !s) return s;
 
   if (auto s = Exec(conn.get(),
                     "CREATE SCHEMA IF NOT EXISTS reactor;"
@@ -168,7 +211,7 @@ Result<MigrateReport> Migrate(const std::string& conninfo,
     spdlog::info("applied migration {}", name);
     ++report.applied;
   }
-  (void)Exec(conn.get(), "SELECT pg_advisory_unlock_all()");
+  (void)Exec(conn.get(), ("SELECT pg_advisory_unlock(" + std::to_string(kMigrateLockKey) + ")").c_str());
   return report;
 }
 

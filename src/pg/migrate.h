@@ -9,6 +9,7 @@
 // on the serving loop.
 #pragma once
 
+#include <cstdint>
 #include <span>
 #include <string>
 
@@ -28,8 +29,12 @@ int MigrationVersion(std::string_view name);
 // Hex SHA-256 of the text.
 std::string Sha256Hex(std::string_view text);
 
+// Serialised with other migrates on pg::kMigrateLockKey (not the scheduler's leader lock:
+// a serving replica never holds it). Waits at most `lock_timeout_ms` for another migrate,
+// saying who holds the lock, then fails.
 // REQUIRES: `migrations` sorted by version, versions unique.
 Result<MigrateReport> Migrate(const std::string& conninfo,
-                              std::span<const EmbeddedFile> migrations);
+                              std::span<const EmbeddedFile> migrations,
+                              uint64_t lock_timeout_ms = 60000);
 
 }  // namespace reactor::pg

@@ -4,12 +4,8 @@
 
 namespace reactor::sched {
 
-Scheduler::Scheduler(uv_loop_t* loop, SchedulerConfig config, pg::PgConnection& conn)
-    : config_(std::move(config)),
-      ticker_(loop, config_.ticker,
-              [&conn](const std::string& sql, Ticker::QueryCallback cb) {
-                return conn.Query(sql, {}, std::move(cb));
-              }) {
+Scheduler::Scheduler(uv_loop_t* loop, SchedulerConfig config, pg::SchedulerStore& store)
+    : config_(std::move(config)), ticker_(loop, config_.ticker, store) {
   open_parts_ = 1;
   if (config_.enabled) {
     lock_ = std::make_unique<LeaderLock>(loop, config_.lock);
@@ -26,10 +22,6 @@ void Scheduler::Start() {
     return;
   }
   lock_->Start();
-}
-
-void Scheduler::OnConnectionState(pg::PgConnection::State state) {
-  ticker_.SetConnected(state == pg::PgConnection::State::kReady);
 }
 
 void Scheduler::Close(std::function<void()> done) {

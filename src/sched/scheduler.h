@@ -1,9 +1,9 @@
 // Scheduler: what `reactor serve` wires in. The Ticker (deadline timer + reactor.tick())
-// running on the event connection's query queue, and the LeaderLock deciding whether
+// asking the store (the event connection's session), and the LeaderLock deciding whether
 // this replica ticks. With `enabled` false (--no-scheduler) there is no lock connection
 // and nothing ever ticks; events are still counted.
 //
-// Ownership: owns both parts; `conn` must outlive it. Close() must be called and its
+// Ownership: owns both parts; `store` must outlive it. Close() must be called and its
 // callback awaited before destruction. Loop thread only.
 #pragma once
 
@@ -14,7 +14,7 @@
 #include <string>
 
 #include "core/event.h"
-#include "pg/pg_connection.h"
+#include "pg/store.h"
 #include "sched/leader_lock.h"
 #include "sched/metrics.h"
 #include "sched/ticker.h"
@@ -29,7 +29,7 @@ struct SchedulerConfig {
 
 class Scheduler {
  public:
-  Scheduler(uv_loop_t* loop, SchedulerConfig config, pg::PgConnection& conn);
+  Scheduler(uv_loop_t* loop, SchedulerConfig config, pg::SchedulerStore& store);
   ~Scheduler();
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
@@ -38,8 +38,8 @@ class Scheduler {
   void Start();
   // Every delivered event, in stream order.
   void OnEvent(const Event& ev) { ticker_.OnEvent(ev); }
-  // Every state change of the event connection.
-  void OnConnectionState(pg::PgConnection::State state);
+  // Whether the store's connection is caught up (statements make sense).
+  void SetConnected(bool ready) { ticker_.SetConnected(ready); }
   // Gives up leadership and closes every handle; `done` runs after the last one.
   void Close(std::function<void()> done);
 

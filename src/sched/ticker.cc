@@ -1,6 +1,5 @@
 #include "sched/ticker.h"
 
-#include <libpq-fe.h>
 #include <spdlog/spdlog.h>
 
 #include <cassert>
@@ -9,24 +8,9 @@
 #include <cstdlib>
 
 namespace reactor::sched {
-namespace {
 
-std::optional<int64_t> ReadInt64(const pg_result* r, int row, int col) {
-  if (!r || PQntuples(r) <= row || PQnfields(r) <= col || PQgetisnull(r, row, col)) {
-    return std::nullopt;
-  }
-  const char* text = PQgetvalue(r, row, col);
-  char* end = nullptr;
-  errno = 0;
-  long long v = std::strtoll(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0') return std::nullopt;
-  return static_cast<int64_t>(v);
-}
-
-}  // namespace
-
-Ticker::Ticker(uv_loop_t* loop, TickerConfig config, QueryFn query)
-    : loop_(loop), config_(config), query_(std::move(query)), clock_(config.max_drift_ppm) {
+Ticker::Ticker(uv_loop_t* loop, TickerConfig config, pg::SchedulerStore& store)
+    : loop_(loop), config_(config), store_(store), clock_(config.max_drift_ppm) {
   uv_timer_init(loop_, &timer_);
   timer_.data = this;
   stats_.enabled = true;
@@ -188,8 +172,8 @@ void Ticker::SendTick() {
   pending_.reset();
   const uint64_t gen = gen_;
   const LocalMicros send = Now();
-  Status st = query_(kTickSql, [this, gen, send](const pg_result* r, const std::string& error) {
-    OnTickResult(gen, send, r, error);
+  Status st = store_.Tick([this, gen, send](Result<pg::TickAnswer> answer) {
+    OnTickResult(gen, send, std::move(answer));
   });
   if (!st && gen == gen_ && tick_in_flight_) {
     // Not sent and no answer will come; the connection's own observer reports why.
@@ -198,29 +182,21 @@ void Ticker::SendTick() {
   }
 }
 
-void Ticker::OnTickResult(uint64_t gen, LocalMicros send, const pg_result* r,
-                          const std::string& error) {
+void Ticker::OnTickResult(uint64_t gen, LocalMicros send, Result<pg::TickAnswer> answer) {
   if (gen != gen_ || closing_) return;
   tick_in_flight_ = false;
-  if (!error.empty()) {
-    OnTickFailed(error);
+  if (!answer) {
+    OnTickFailed(answer.error());
     return;
   }
   const LocalMicros recv = Now();
-  const auto server_now = ReadInt64(r, 0, 1);
-  const bool next_null = r && PQntuples(r) == 1 && PQnfields(r) == 2 && PQgetisnull(r, 0, 0);
-  const auto next_value = ReadInt64(r, 0, 0);
-  if (!server_now || (!next_null && !next_value)) {
-    OnTickFailed("unexpected answer from reactor.tick()");
-    return;
-  }
   ++stats_.ticks;
   retry_ms_ = 0;
   // now() is the statement's start, which lies between sending and receiving: a free
   // clock reading with every tick.
   ++stats_.clock_samples;
-  if (!clock_.AddSample(send, *server_now, recv)) ++stats_.clock_steps;
-  std::optional<ServerMicros> next = next_null ? std::nullopt : next_value;
+  if (!clock_.AddSample(send, answer->server_now_us, recv)) ++stats_.clock_steps;
+  std::optional<ServerMicros> next = answer->next_us;
   if (pending_ && IsEarlier(next, *pending_)) next = pending_;
   pending_.reset();
   if (next) {
@@ -247,19 +223,16 @@ void Ticker::OnTickFailed(const std::string& error) {
 void Ticker::MeasureClock(int remaining, bool after_prewake) {
   const uint64_t gen = gen_;
   const LocalMicros send = Now();
-  Status st = query_(kClockSql, [this, gen, send, remaining, after_prewake](
-                                    const pg_result* r, const std::string& error) {
+  Status st = store_.Clock([this, gen, send, remaining, after_prewake](Result<int64_t> server) {
     if (gen != gen_ || closing_) return;
     const LocalMicros recv = Now();
-    bool ok = false;
-    if (error.empty()) {
-      if (auto server = ReadInt64(r, 0, 0)) {
-        ok = true;
-        ++stats_.clock_samples;
-        if (!clock_.AddSample(send, *server, recv)) ++stats_.clock_steps;
-      }
+    const bool ok = server.ok();
+    if (ok) {
+      ++stats_.clock_samples;
+      if (!clock_.AddSample(send, *server, recv)) ++stats_.clock_steps;
+    } else {
+      spdlog::debug("scheduler: clock reading failed: {}", server.error());
     }
-    if (!ok) spdlog::debug("scheduler: clock reading failed: {}", error.empty() ? "bad answer" : error);
     if (ok && remaining > 1) {
       MeasureClock(remaining - 1, false);
     } else if (!clock_logged_ && clock_.known()) {

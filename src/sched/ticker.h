@@ -1,6 +1,6 @@
 // Ticker: the scheduler's clock. One uv_timer_t, armed to the next deadline in the
-// database server's time; when it fires, `reactor.tick()` runs through the caller's
-// query function and its answer is the next deadline. With nothing due, no timer runs.
+// database server's time; when it fires, `reactor.tick()` runs through the store and
+// its answer is the next deadline. With nothing due, no timer runs.
 //
 //   - active only while SetConnected(true) and SetLeader(true): becoming active measures
 //     the clock offset and ticks at once, which catches up every deadline missed while
@@ -27,10 +27,9 @@
 #include "core/event.h"
 #include "core/rate_limit.h"
 #include "core/status.h"
+#include "pg/store.h"
 #include "sched/metrics.h"
 #include "sched/schedule_math.h"
-
-struct pg_result;
 
 namespace reactor::sched {
 
@@ -42,24 +41,10 @@ struct TickerConfig {
   uint64_t retry_max_ms = 30000;
 };
 
-// The statements the ticker sends (also what the tests' fake server answers).
-// Tick: one row (next deadline or NULL, the statement's now()), both as Unix microseconds.
-inline constexpr const char* kTickSql =
-    "SELECT (extract(epoch FROM t) * 1000000)::int8, (extract(epoch FROM now()) * 1000000)::int8 "
-    "FROM reactor.tick() AS t";
-// Clock: one row, clock_timestamp() as Unix microseconds.
-inline constexpr const char* kClockSql =
-    "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8";
-
 class Ticker {
  public:
-  // `result` is valid only during the call; `error` is non-empty instead on failure.
-  using QueryCallback = std::function<void(const pg_result* result, const std::string& error)>;
-  // Sends one statement. Either returns an error (then `cb` may or may not have run with
-  // an error) or `cb` runs exactly once, now or later.
-  using QueryFn = std::function<Status(const std::string& sql, QueryCallback cb)>;
-
-  Ticker(uv_loop_t* loop, TickerConfig config, QueryFn query);
+  // `store` must outlive the ticker.
+  Ticker(uv_loop_t* loop, TickerConfig config, pg::SchedulerStore& store);
   ~Ticker();
   Ticker(const Ticker&) = delete;
   Ticker& operator=(const Ticker&) = delete;
@@ -91,7 +76,7 @@ class Ticker {
   void Disarm();
   void OnTimer();
   void SendTick();
-  void OnTickResult(uint64_t gen, LocalMicros send, const pg_result* r, const std::string& error);
+  void OnTickResult(uint64_t gen, LocalMicros send, Result<pg::TickAnswer> answer);
   void OnTickFailed(const std::string& error);
   void MeasureClock(int remaining, bool after_prewake);
   void RecordLateness(int64_t micros);
@@ -105,7 +90,7 @@ class Ticker {
 
   uv_loop_t* loop_;
   TickerConfig config_;
-  QueryFn query_;
+  pg::SchedulerStore& store_;
   uv_timer_t timer_;
   bool timer_closed_ = false;
   std::function<void()> on_closed_;

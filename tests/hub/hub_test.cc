@@ -43,16 +43,52 @@ std::string Token(const char* sub, const char* role, long exp, const char* secre
   return out;
 }
 
+// A read the hub asked for; the test answers it when it chooses.
 struct Query {
-  std::string sql;
-  std::vector<std::optional<std::string>> params;
-  RowsCallback cb;
+  bool snapshot = false;
+  pg::ResumeQuery rq;
+  pg::SnapshotQuery sq;
+  pg::Reply<pg::ResumeRows> resume_cb;
+  pg::Reply<pg::SnapshotRows> snapshot_cb;
+  bool cancelled = false;
+  void Answer(pg::ResumeRows rows) { resume_cb(std::move(rows)); }
+  void Answer(pg::SnapshotRows rows) { snapshot_cb(std::move(rows)); }
+};
+
+// Cancel answers "cancelled" at once, as pg::Session does for a statement not yet sent.
+struct FakeReads : pg::ClientReads {
+  std::deque<Query> queries;
+  bool refuse = false;
+  Result<Ticket> Resume(uint64_t, pg::ResumeQuery q, pg::Reply<pg::ResumeRows> cb) override {
+    if (refuse) return Status::Error("not connected");
+    Query x;
+    x.rq = std::move(q);
+    x.resume_cb = std::move(cb);
+    queries.push_back(std::move(x));
+    return queries.size();
+  }
+  Result<Ticket> Snapshot(uint64_t, pg::SnapshotQuery q, pg::Reply<pg::SnapshotRows> cb) override {
+    if (refuse) return Status::Error("not connected");
+    Query x;
+    x.snapshot = true;
+    x.sq = std::move(q);
+    x.snapshot_cb = std::move(cb);
+    queries.push_back(std::move(x));
+    return queries.size();
+  }
+  void Cancel(Ticket t) override {
+    Query& q = queries.at(t - 1);
+    q.cancelled = true;
+    if (q.snapshot) q.snapshot_cb(Status::Error("cancelled"));
+    else q.resume_cb(Status::Error("cancelled"));
+  }
 };
 
 struct Fixture {
   std::vector<std::pair<uint64_t, uint16_t>> closes;
-  std::deque<Query> queries;
-  bool refuse_queries = false;
+  FakeReads reads;
+  std::deque<Query>& queries = reads.queries;
+  bool& refuse_queries = reads.refuse;
   bool with_query = true;
   std::unique_ptr<Hub> hub;
 
@@ -60,13 +96,7 @@ struct Fixture {
     Hub::Hooks h;
     h.wake = [](Session&) {};
     h.close = [this](Session& s, uint16_t code, const std::string&) { closes.emplace_back(s.id(), code); };
-    if (with_query) {
-      h.query = [this](std::string sql, std::vector<std::optional<std::string>> params, RowsCallback cb) -> Status {
-        if (refuse_queries) return Status::Error("not connected");
-        queries.push_back(Query{std::move(sql), std::move(params), std::move(cb)});
-        return Status::Ok();
-      };
-    }
+    if (with_query) h.reads = &reads;
     hub = std::make_unique<Hub>(std::move(c), std::move(h));
     hub->now_s = [] { return int64_t{1000}; };
   }
@@ -311,10 +341,10 @@ TEST_CASE("hub: gap when neither the history nor the database can fill a resume"
     f.hub->OnText(*s, R"({"op":"subscribe","id":"g","since":2})");
     if (with_query) {
       REQUIRE(f.queries.size() == 1);
-      CHECK(f.queries[0].params[0] == "2");
+      CHECK(f.queries[0].rq.since == 2);
       Publish(*f.hub, 6, "j", "u", "running");  // held meanwhile
       CHECK(EventIds(Drain(*s)).empty());
-      f.queries[0].cb(std::vector<Row>{Row{"0", "0"}});  // id 2 is not in the table
+      f.queries[0].Answer(pg::ResumeRows{false, {}});  // id 2 is not in the table
     }
     auto msgs = Drain(*s);
     CHECK(Has(msgs, R"({"type":"gap","id":"g","after":2})"));
@@ -345,14 +375,14 @@ TEST_CASE("hub: resume from the database, then the events held meanwhile, none t
   Drain(*s);
   f.hub->OnText(*s, R"({"op":"subscribe","id":"d","since":2,"filter":{"user_id":"u1"}})");
   REQUIRE(f.queries.size() == 1);
-  CHECK(f.queries[0].params[2] == "u1");
+  CHECK(f.queries[0].rq.filter.user_id == "u1");
   Publish(*f.hub, 6, "j", "u1", "running");
   Publish(*f.hub, 7, "j", "u1", "running");
   CHECK(EventIds(Drain(*s)).empty());  // held until the rows arrive
   // The table has 3..6 (6 committed before the read); 7 came later.
-  std::vector<Row> rows{Row{"0", "1"}};
-  for (int64_t id = 3; id <= 6; ++id) rows.push_back(Row{std::to_string(id), Ev(id, "j", "u1", "running").json});
-  f.queries[0].cb(std::move(rows));
+  pg::ResumeRows rows{true, {}};
+  for (int64_t id = 3; id <= 6; ++id) rows.payloads.push_back(Ev(id, "j", "u1", "running").json);
+  f.queries[0].Answer(std::move(rows));
   CHECK(EventIds(Drain(*s)) == std::vector<int64_t>{3, 4, 5, 6, 7});
   CHECK(f.hub->stats().resumes_from_database == 1);
   Publish(*f.hub, 8, "j", "u1", "running");
@@ -373,7 +403,7 @@ TEST_CASE("hub: a snapshot larger than --max-queue-bytes is delivered, not taken
   for (int i = 0; i < 200; ++i) rows += std::string(i ? "," : "") + R"({"id":"job_)" + std::to_string(i) + R"(","status":"pending"})";
   rows += "]";
   REQUIRE(rows.size() > 4096);
-  f.queries[0].cb(std::vector<Row>{Row{rows, "{}"}});
+  f.queries[0].Answer(pg::SnapshotRows{rows, {}});
   CHECK(f.closes.empty());
   auto msgs = Drain(*s);
   REQUIRE(msgs.size() == 1);
@@ -392,7 +422,7 @@ TEST_CASE("hub: a snapshot holds live events and releases those it does not refl
   Publish(*f.hub, 2, "a", "u", "running");  // reflected by the snapshot
   Publish(*f.hub, 3, "b", "u", "running");  // committed after it
   CHECK(Drain(*s).empty());
-  f.queries[0].cb(std::vector<Row>{Row{R"([{"id":"a","status":"running"}])", "{1,2}"}});
+  f.queries[0].Answer(pg::SnapshotRows{R"([{"id":"a","status":"running"}])", {1, 2}});
   auto msgs = Drain(*s);
   REQUIRE(msgs.size() == 2);
   CHECK(msgs[0] == R"({"type":"snapshot","id":"s","as_of":1,"jobs":[{"id":"a","status":"running"}]})");
@@ -401,14 +431,29 @@ TEST_CASE("hub: a snapshot holds live events and releases those it does not refl
   Publish(*f.hub, 4, "a", "u", "completed");
   CHECK(EventIds(Drain(*s)) == std::vector<int64_t>{4});
 
-  // A subscription replaced or removed while its read runs ignores the late answer.
+  // A subscription removed while its read runs cancels the read and says nothing more.
   f.hub->OnText(*s, R"({"op":"subscribe","id":"x","snapshot":true})");
   f.hub->OnText(*s, R"({"op":"unsubscribe","id":"x"})");
-  Drain(*s);
+  auto after = Drain(*s);
+  CHECK(!Has(after, R"("type":"snapshot")"));
+  CHECK(!Has(after, R"("type":"error")"));
   REQUIRE(f.queries.size() == 2);
-  f.queries[1].cb(std::vector<Row>{Row{"[]", "{}"}});
-  CHECK(Drain(*s).empty());
+  CHECK(f.queries[1].cancelled);
+  // One replaced while its read runs: the old read is cancelled, the new one answers.
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"y","snapshot":true})");
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"y","snapshot":true})");
+  Drain(*s);
+  REQUIRE(f.queries.size() == 4);
+  CHECK(f.queries[2].cancelled);
+  CHECK(!f.queries[3].cancelled);
+  f.queries[3].Answer(pg::SnapshotRows{"[]", {}});
+  CHECK(Has(Drain(*s), R"({"type":"snapshot","id":"y")"));
+  // A connection that goes cancels what it still waits for.
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"z","since":1})");
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"w","snapshot":true})");
+  REQUIRE(f.queries.size() == 5);  // since 1 is in the history: no read
   f.hub->Remove(s.get());
+  CHECK(f.queries[4].cancelled);
 }
 
 TEST_CASE("hub: while one subscription is held, another's live events are not sent twice") {
@@ -419,7 +464,7 @@ TEST_CASE("hub: while one subscription is held, another's live events are not se
   Drain(*s);
   Publish(*f.hub, 1, "a", "u", "running");  // sent by "live", held by "p"
   CHECK(EventIds(Drain(*s)) == std::vector<int64_t>{1});
-  f.queries[0].cb(std::vector<Row>{Row{"[]", "{}"}});
+  f.queries[0].Answer(pg::SnapshotRows{"[]", {}});
   CHECK(EventIds(Drain(*s)).empty());
   f.hub->Remove(s.get());
 }
@@ -433,9 +478,9 @@ TEST_CASE("hub: two snapshots held at once release a shared event once") {
   REQUIRE(f.queries.size() == 2);
   Publish(*f.hub, 1, "a", "u", "running");  // held by both
   CHECK(EventIds(Drain(*s)).empty());
-  f.queries[0].cb(std::vector<Row>{Row{"[]", "{}"}});
+  f.queries[0].Answer(pg::SnapshotRows{"[]", {}});
   CHECK(EventIds(Drain(*s)) == std::vector<int64_t>{1});
-  f.queries[1].cb(std::vector<Row>{Row{"[]", "{}"}});
+  f.queries[1].Answer(pg::SnapshotRows{"[]", {}});
   CHECK(EventIds(Drain(*s)).empty());
   Publish(*f.hub, 2, "a", "u", "completed");
   CHECK(EventIds(Drain(*s)) == std::vector<int64_t>{2});

@@ -5,7 +5,6 @@
 #include "sched/ticker.h"
 
 #include <doctest/doctest.h>
-#include <libpq-fe.h>
 #include <uv.h>
 
 #include <algorithm>
@@ -21,30 +20,13 @@ namespace {
 constexpr int64_t kMs = 1000;
 constexpr int64_t kServerAhead = 7200LL * 1000000;  // the fake server's clock: local + 2 h
 
-PGresult* MakeResult(const std::vector<std::optional<int64_t>>& row) {
-  PGresult* r = PQmakeEmptyPGresult(nullptr, PGRES_TUPLES_OK);
-  std::vector<PGresAttDesc> attrs(row.size());
-  for (auto& a : attrs) {
-    a.name = const_cast<char*>("v");
-    a.typid = 20;  // int8
-    a.typlen = 8;
-    a.atttypmod = -1;
-  }
-  PQsetResultAttrs(r, static_cast<int>(attrs.size()), attrs.data());
-  for (size_t i = 0; i < row.size(); ++i) {
-    std::string text = row[i] ? std::to_string(*row[i]) : "";
-    PQsetvalue(r, 0, static_cast<int>(i), row[i] ? text.data() : nullptr, row[i] ? static_cast<int>(text.size()) : -1);
-  }
-  return r;
-}
-
 struct Announced {
   int64_t deadline;
   int64_t at;  // server time of the tick that acted on it
 };
 
-// Answers the ticker's statements in order after `latency_ms`, like one connection.
-class FakeServer {
+// Answers the ticker's requests in order after `latency_ms`, like one connection.
+class FakeServer : public pg::SchedulerStore {
  public:
   explicit FakeServer(uv_loop_t* loop) : loop_(loop) {
     uv_timer_init(loop_, &timer_);
@@ -52,12 +34,8 @@ class FakeServer {
   }
   static int64_t Now() { return static_cast<int64_t>(uv_hrtime() / 1000) + kServerAhead; }
 
-  Status Query(const std::string& sql, Ticker::QueryCallback cb) {
-    if (!accepting) return Status::Error("not connected");
-    queue_.push_back({sql, std::move(cb)});
-    if (queue_.size() == 1) uv_timer_start(&timer_, TimerCb, latency_ms, 0);
-    return Status::Ok();
-  }
+  Status Tick(pg::Reply<pg::TickAnswer> cb) override { return Push(Pending{true, std::move(cb), {}}); }
+  Status Clock(pg::Reply<int64_t> cb) override { return Push(Pending{false, {}, std::move(cb)}); }
   void Close() { uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr); }
 
   std::vector<int64_t> deadlines;  // server times tick() will act on
@@ -70,9 +48,16 @@ class FakeServer {
 
  private:
   struct Pending {
-    std::string sql;
-    Ticker::QueryCallback cb;
+    bool tick;
+    pg::Reply<pg::TickAnswer> tick_cb;
+    pg::Reply<int64_t> clock_cb;
   };
+  Status Push(Pending p) {
+    if (!accepting) return Status::Error("not connected");
+    queue_.push_back(std::move(p));
+    if (queue_.size() == 1) uv_timer_start(&timer_, TimerCb, latency_ms, 0);
+    return Status::Ok();
+  }
   static void TimerCb(uv_timer_t* t) { static_cast<FakeServer*>(t->data)->AnswerOne(); }
 
   void AnswerOne() {
@@ -80,11 +65,11 @@ class FakeServer {
     queue_.pop_front();
     if (!queue_.empty()) uv_timer_start(&timer_, TimerCb, latency_ms, 0);
     const int64_t now = Now();
-    if (q.sql == kTickSql) {
+    if (q.tick) {
       ++tick_queries;
       if (fail_ticks > 0) {
         --fail_ticks;
-        q.cb(nullptr, "ERROR: could not serialize access");
+        q.tick_cb(Status::Error("ERROR: could not serialize access"));
         return;
       }
       std::optional<int64_t> next;
@@ -98,16 +83,10 @@ class FakeServer {
         }
       }
       deadlines.swap(rest);
-      PGresult* r = MakeResult({next, now});
-      q.cb(r, "");
-      PQclear(r);
-    } else if (q.sql == kClockSql) {
-      ++clock_queries;
-      PGresult* r = MakeResult({now});
-      q.cb(r, "");
-      PQclear(r);
+      q.tick_cb(pg::TickAnswer{next, now});
     } else {
-      q.cb(nullptr, "ERROR: unexpected statement");
+      ++clock_queries;
+      q.clock_cb(now);
     }
   }
 
@@ -158,9 +137,7 @@ struct Fixture {
   explicit Fixture(TickerConfig config = {}) {
     uv_loop_init(&loop);
     server = new FakeServer(&loop);
-    ticker = new Ticker(&loop, config, [this](const std::string& sql, Ticker::QueryCallback cb) {
-      return server->Query(sql, std::move(cb));
-    });
+    ticker = new Ticker(&loop, config, *server);
   }
   void Activate() {
     ticker->SetConnected(true);

@@ -1,0 +1,174 @@
+#include "pg/client_reads.h"
+
+#include <spdlog/spdlog.h>
+
+#include "pg/queries.h"
+
+namespace reactor::pg {
+namespace {
+
+SessionConfig MakeSessionConfig(const ClientReadsConfig& c) {
+  SessionConfig s;
+  s.conninfo = c.conninfo;
+  s.name = "client reads";
+  s.application_name = "reactor-reads";
+  s.connect_timeout_ms = c.connect_timeout_ms;
+  s.backoff_min_ms = 100;
+  s.backoff_max_ms = 10000;
+  return s;
+}
+
+}  // namespace
+
+PgClientReads::PgClientReads(uv_loop_t* loop, ClientReadsConfig config)
+    : config_(std::move(config)), session_(loop, MakeSessionConfig(config_)) {
+  session_.set_state_observer([this](Session::State s, const std::string& why) { OnSessionState(s, why); });
+}
+
+PgClientReads::~PgClientReads() = default;
+
+void PgClientReads::OnSessionState(Session::State s, const std::string& reason) {
+  if (s == Session::State::kReady) {
+    timeout_set_ = false;
+    auto st = queries::SetStatementTimeout(session_, config_.statement_timeout_ms, [this](Result<Done> r) {
+      if (!r) {
+        if (session_.ready()) session_.Reconnect("setting statement_timeout: " + r.error());
+        return;
+      }
+      timeout_set_ = true;
+      session_.ResetBackoff();
+      std::deque<Ticket> waiting;
+      waiting.swap(waiting_);
+      for (Ticket t : waiting) Submit(t);
+    });
+    if (!st) session_.Reconnect(st.message());
+    return;
+  }
+  if (s == Session::State::kBackoff || s == Session::State::kClosing) {
+    // Submitted reads get their error from the session; those still waiting get it here.
+    timeout_set_ = false;
+    std::deque<Ticket> waiting;
+    waiting.swap(waiting_);
+    for (Ticket t : waiting) {
+      auto it = reads_.find(t);
+      if (it == reads_.end()) continue;
+      auto fail = std::move(it->second.fail);
+      Finish(t);
+      fail("database unavailable: " + reason);
+    }
+  }
+}
+
+Result<PgClientReads::Ticket> PgClientReads::Admit(uint64_t owner, std::function<Status(Session::Ticket*)> submit,
+                                                   std::function<void(const std::string&)> fail) {
+  const auto st = session_.state();
+  if (st == Session::State::kBackoff || st == Session::State::kClosing || st == Session::State::kClosed) {
+    ++stats_.refused_disconnected;
+    return Status::Error("database unavailable");
+  }
+  if (reads_.size() >= config_.max_total) {
+    ++stats_.refused_total;
+    return Status::Error("too many database reads in progress (" + std::to_string(config_.max_total) +
+                         "); try again");
+  }
+  size_t& mine = per_owner_[owner];
+  if (mine >= config_.max_per_owner) {
+    ++stats_.refused_per_owner;
+    return Status::Error("this connection already has " + std::to_string(mine) +
+                         " database reads in progress");
+  }
+  ++mine;
+  ++stats_.reads;
+  const Ticket t = next_++;
+  reads_.emplace(t, Read{owner, std::move(submit), std::move(fail), std::nullopt});
+  if (session_.ready() && timeout_set_) {
+    Submit(t);
+  } else {
+    waiting_.push_back(t);
+  }
+  return t;
+}
+
+void PgClientReads::Submit(Ticket t) {
+  auto it = reads_.find(t);
+  if (it == reads_.end()) return;
+  Session::Ticket st_ticket = 0;
+  Status st = it->second.submit(&st_ticket);
+  if (!st) {
+    auto fail = std::move(it->second.fail);
+    Finish(t);
+    fail(st.message());
+    return;
+  }
+  // The callback may already have run (it cannot: Submit never calls back at once).
+  it = reads_.find(t);
+  if (it != reads_.end()) it->second.session_ticket = st_ticket;
+}
+
+void PgClientReads::Finish(Ticket t) {
+  auto it = reads_.find(t);
+  if (it == reads_.end()) return;
+  auto o = per_owner_.find(it->second.owner);
+  if (o != per_owner_.end() && --o->second == 0) per_owner_.erase(o);
+  reads_.erase(it);
+}
+
+template <class T>
+Reply<T> PgClientReads::Wrap(Ticket t, Reply<T> cb) {
+  return [this, t, cb = std::move(cb)](Result<T> r) {
+    if (!r && r.error() != "cancelled") ++stats_.failed;
+    Finish(t);
+    cb(std::move(r));
+  };
+}
+
+Result<ClientReads::Ticket> PgClientReads::Resume(uint64_t owner, ResumeQuery q, Reply<ResumeRows> cb) {
+  const Ticket t = next_;
+  auto shared = std::make_shared<Reply<ResumeRows>>(Wrap<ResumeRows>(t, std::move(cb)));
+  return Admit(
+      owner,
+      [this, q = std::move(q), shared](Session::Ticket* st) {
+        return queries::Resume(session_, q, [shared](Result<ResumeRows> r) { (*shared)(std::move(r)); }, st);
+      },
+      [shared](const std::string& e) { (*shared)(Status::Error(e)); });
+}
+
+Result<ClientReads::Ticket> PgClientReads::Snapshot(uint64_t owner, SnapshotQuery q, Reply<SnapshotRows> cb) {
+  const Ticket t = next_;
+  auto shared = std::make_shared<Reply<SnapshotRows>>(Wrap<SnapshotRows>(t, std::move(cb)));
+  return Admit(
+      owner,
+      [this, q = std::move(q), shared](Session::Ticket* st) {
+        return queries::Snapshot(session_, q, [shared](Result<SnapshotRows> r) { (*shared)(std::move(r)); }, st);
+      },
+      [shared](const std::string& e) { (*shared)(Status::Error(e)); });
+}
+
+void PgClientReads::Cancel(Ticket t) {
+  auto it = reads_.find(t);
+  if (it == reads_.end()) return;
+  ++stats_.cancelled;
+  if (it->second.session_ticket) {
+    // Queued on the session: answered "cancelled" now; in flight: when the server stops.
+    // Either way the place is free from this moment.
+    const Session::Ticket st = *it->second.session_ticket;
+    auto fail = std::move(it->second.fail);
+    Finish(t);
+    (void)fail;
+    session_.Cancel(st);
+    return;
+  }
+  for (auto w = waiting_.begin(); w != waiting_.end(); ++w) {
+    if (*w == t) {
+      waiting_.erase(w);
+      break;
+    }
+  }
+  auto fail = std::move(it->second.fail);
+  Finish(t);
+  fail("cancelled");
+}
+
+void PgClientReads::Close(std::function<void()> done) { session_.Close(std::move(done)); }
+
+}  // namespace reactor::pg

@@ -1,0 +1,254 @@
+#include "pg/queries.h"
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+
+namespace reactor::pg::queries {
+namespace {
+
+// One snapshot: its horizon as a row with id 0, then every row with txid >= threshold
+// (the horizon itself on the first read), payload omitted for ids already seen.
+constexpr const char* kCatchUpSql =
+    "SELECT 0::bigint AS id, pg_snapshot_xmin(pg_current_snapshot())::text AS txid, "
+    "NULL::text AS payload "
+    "UNION ALL "
+    "SELECT e.id, e.txid::text, CASE WHEN s.id IS NULL THEN e.payload::text END "
+    "FROM reactor.job_events e LEFT JOIN unnest($2::bigint[]) AS s(id) ON s.id = e.id "
+    "WHERE e.txid >= coalesce($1::xid8, pg_snapshot_xmin(pg_current_snapshot()))";
+
+constexpr const char* kFetchSql = "SELECT payload::text FROM reactor.job_events WHERE id = $1";
+
+// Every event committed after `since`: the transactions running when `since` was
+// written (txid >= its horizon) and everything later. A superset: repeats are allowed
+// after a resume, losses are not. The first row says whether `since` exists.
+constexpr const char* kResumeSql =
+    "WITH s AS (SELECT horizon FROM reactor.job_events WHERE id = $1) "
+    "SELECT 0::bigint, (SELECT count(*) FROM s)::text "
+    "UNION ALL "
+    "SELECT * FROM (SELECT e.id, e.payload::text FROM reactor.job_events e, s "
+    "  WHERE e.txid >= s.horizon AND e.id <> $1 "
+    "    AND ($2::text IS NULL OR e.job_id = $2) AND ($3::text IS NULL OR e.user_id = $3) "
+    "    AND ($4::text[] IS NULL OR e.job_type = ANY($4)) AND ($5::text[] IS NULL OR e.status = ANY($5)) "
+    "  ORDER BY e.id LIMIT $6) r";
+
+// The matching jobs as of one snapshot, and the ids of recent events that snapshot
+// already reflects (so that the live events held meanwhile are not applied twice).
+constexpr const char* kSnapshotSql =
+    "SELECT coalesce((SELECT json_agg(j)::text FROM ("
+    "  SELECT * FROM reactor.scheduled_jobs "
+    "   WHERE ($1::text IS NULL OR id = $1) AND ($2::text IS NULL OR user_id = $2) "
+    "     AND ($3::text[] IS NULL OR job_type = ANY($3)) AND ($4::text[] IS NULL OR status = ANY($4)) "
+    "   ORDER BY updated_at DESC LIMIT $5) j), '[]'), "
+    "  (SELECT coalesce(array_agg(id), '{}')::text FROM reactor.job_events "
+    "    WHERE txid >= coalesce($6::xid8, pg_snapshot_xmin(pg_current_snapshot())))";
+
+// One row: the next deadline (or NULL) and the statement's now(), as Unix microseconds.
+constexpr const char* kTickSql =
+    "SELECT (extract(epoch FROM t) * 1000000)::int8, (extract(epoch FROM now()) * 1000000)::int8 "
+    "FROM reactor.tick() AS t";
+constexpr const char* kClockSql = "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8";
+
+std::optional<std::string> OrNull(const std::string& s) {
+  if (s.empty()) return std::nullopt;
+  return s;
+}
+
+std::optional<int64_t> ReadInt64(const PGresult* r, int row, int col) {
+  if (!r || PQntuples(r) <= row || PQnfields(r) <= col || PQgetisnull(r, row, col)) return std::nullopt;
+  const char* text = PQgetvalue(r, row, col);
+  char* end = nullptr;
+  errno = 0;
+  const long long v = std::strtoll(text, &end, 10);
+  if (errno != 0 || end == text || *end != '\0') return std::nullopt;
+  return static_cast<int64_t>(v);
+}
+
+std::optional<std::string> ReadText(const PGresult* r, int row, int col) {
+  if (!r || PQntuples(r) <= row || PQnfields(r) <= col || PQgetisnull(r, row, col)) return std::nullopt;
+  return std::string(PQgetvalue(r, row, col), static_cast<size_t>(PQgetlength(r, row, col)));
+}
+
+// Submits `sql` and hands the callback either the error or `decode(result)`.
+template <class T, class Decode>
+Status Run(Session& s, std::string sql, std::vector<std::optional<std::string>> params, Reply<T> cb,
+           Decode decode, Session::Ticket* ticket = nullptr, bool urgent = false, bool simple = false) {
+  Session::Statement st;
+  st.sql = std::move(sql);
+  st.params = std::move(params);
+  st.urgent = urgent;
+  st.simple = simple;
+  st.cb = [cb = std::move(cb), decode = std::move(decode)](const pg_result* r, const std::string& error) {
+    if (!error.empty()) {
+      cb(Status::Error(error));
+      return;
+    }
+    cb(decode(r));
+  };
+  return s.Submit(std::move(st), ticket);
+}
+
+}  // namespace
+
+std::optional<std::string> TextArray(const std::vector<std::string>& v) {
+  if (v.empty()) return std::nullopt;
+  std::string out = "{";
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i) out += ',';
+    out += '"';
+    for (char c : v[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+
+std::unordered_set<int64_t> ParseIdArray(std::string_view text) {
+  std::unordered_set<int64_t> out;
+  int64_t cur = 0;
+  bool any = false;
+  for (char c : text) {
+    if (c >= '0' && c <= '9') {
+      cur = cur * 10 + (c - '0');
+      any = true;
+    } else {
+      if (any) out.insert(cur);
+      cur = 0;
+      any = false;
+    }
+  }
+  if (any) out.insert(cur);
+  return out;
+}
+
+Status Listen(Session& s, const std::vector<std::string>& channels, Reply<Done> cb) {
+  std::string sql;
+  for (const auto& c : channels) sql += "LISTEN " + s.QuoteIdentifier(c) + "; ";
+  return Run<Done>(s, std::move(sql), {}, std::move(cb), [](const pg_result*) -> Result<Done> { return Done{}; },
+                   nullptr, /*urgent=*/true, /*simple=*/true);
+}
+
+std::string SelfCheckSql(const std::string& channel) {
+  // The channel is the reactor's own name; quoted all the same.
+  std::string literal = "'";
+  for (char c : channel) {
+    if (c == '\'') literal += '\'';
+    literal += c;
+  }
+  return "SELECT pg_notify(" + literal + "', 'check')";
+}
+
+Status CatchUp(Session& s, const CatchUpRead& read, Reply<CatchUpRows> cb) {
+  std::string ids = "{";
+  for (size_t i = 0; i < read.seen_ids.size(); ++i) {
+    if (i) ids += ',';
+    ids += std::to_string(read.seen_ids[i]);
+  }
+  ids += '}';
+  std::optional<std::string> threshold;
+  if (read.threshold) threshold = std::to_string(*read.threshold);
+  return Run<CatchUpRows>(s, kCatchUpSql, {threshold, ids}, std::move(cb), [](const pg_result* r) -> Result<CatchUpRows> {
+    CatchUpRows out;
+    const int n = PQntuples(r);
+    out.rows.reserve(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) {
+      const int64_t id = std::strtoll(PQgetvalue(r, i, 0), nullptr, 10);
+      const uint64_t txid = std::strtoull(PQgetvalue(r, i, 1), nullptr, 10);
+      if (id == 0) {
+        out.horizon = txid;
+        continue;
+      }
+      DeliverySequencer::Row row{id, txid, std::nullopt};
+      if (!PQgetisnull(r, i, 2)) row.payload.emplace(PQgetvalue(r, i, 2), static_cast<size_t>(PQgetlength(r, i, 2)));
+      out.rows.push_back(std::move(row));
+    }
+    std::sort(out.rows.begin(), out.rows.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+    return out;
+  }, nullptr, /*urgent=*/true);
+}
+
+Status Fetch(Session& s, int64_t id, Reply<std::optional<std::string>> cb) {
+  return Run<std::optional<std::string>>(s, kFetchSql, {std::to_string(id)}, std::move(cb),
+                                         [](const pg_result* r) -> Result<std::optional<std::string>> {
+                                           return ReadText(r, 0, 0);
+                                         });
+}
+
+Status Resume(Session& s, const ResumeQuery& q, Reply<ResumeRows> cb, Session::Ticket* ticket) {
+  const Filter& f = q.filter;
+  return Run<ResumeRows>(
+      s, kResumeSql,
+      {std::to_string(q.since), OrNull(f.job_id), OrNull(f.user_id), TextArray(f.job_types),
+       TextArray(f.statuses), std::to_string(q.limit + 1)},
+      std::move(cb),
+      [](const pg_result* r) -> Result<ResumeRows> {
+        ResumeRows out;
+        const auto known = ReadText(r, 0, 1);
+        out.since_known = known && *known != "0";
+        const int n = PQntuples(r);
+        for (int i = 1; i < n; ++i) {
+          if (auto p = ReadText(r, i, 1)) out.payloads.push_back(std::move(*p));
+        }
+        return out;
+      },
+      ticket);
+}
+
+Status Snapshot(Session& s, const SnapshotQuery& q, Reply<SnapshotRows> cb, Session::Ticket* ticket) {
+  const Filter& f = q.filter;
+  std::optional<std::string> horizon;
+  if (q.horizon) horizon = std::to_string(*q.horizon);
+  return Run<SnapshotRows>(
+      s, kSnapshotSql,
+      {OrNull(f.job_id), OrNull(f.user_id), TextArray(f.job_types), TextArray(f.statuses),
+       std::to_string(q.limit), horizon},
+      std::move(cb),
+      [](const pg_result* r) -> Result<SnapshotRows> {
+        auto jobs = ReadText(r, 0, 0);
+        if (!jobs) return Status::Error("no result");
+        SnapshotRows out;
+        out.jobs_json = std::move(*jobs);
+        if (auto ids = ReadText(r, 0, 1)) out.reflected = ParseIdArray(*ids);
+        return out;
+      },
+      ticket);
+}
+
+Status Tick(Session& s, Reply<TickAnswer> cb) {
+  return Run<TickAnswer>(s, kTickSql, {}, std::move(cb), [](const pg_result* r) -> Result<TickAnswer> {
+    const auto now = ReadInt64(r, 0, 1);
+    const bool next_null = r && PQntuples(r) == 1 && PQnfields(r) == 2 && PQgetisnull(r, 0, 0);
+    const auto next = ReadInt64(r, 0, 0);
+    if (!now || (!next_null && !next)) return Status::Error("unexpected answer from reactor.tick()");
+    return TickAnswer{next_null ? std::nullopt : next, *now};
+  });
+}
+
+Status Clock(Session& s, Reply<int64_t> cb) {
+  return Run<int64_t>(s, kClockSql, {}, std::move(cb), [](const pg_result* r) -> Result<int64_t> {
+    auto v = ReadInt64(r, 0, 0);
+    if (!v) return Status::Error("unexpected answer to the clock reading");
+    return *v;
+  });
+}
+
+Status WaitForLeaderLock(Session& s, Reply<Done> cb) {
+  // The wait may last days: nothing configured for ordinary sessions may end it.
+  std::string sql = "SET statement_timeout = 0; SET lock_timeout = 0; ";
+  if (s.server_version() >= 140000) sql += "SET idle_session_timeout = 0; ";
+  sql += "SELECT pg_advisory_lock(" + std::to_string(kLeaderLockKey) + ")";
+  return Run<Done>(s, std::move(sql), {}, std::move(cb), [](const pg_result*) -> Result<Done> { return Done{}; },
+                   nullptr, false, /*simple=*/true);
+}
+
+Status SetStatementTimeout(Session& s, uint64_t ms, Reply<Done> cb) {
+  return Run<Done>(s, "SET statement_timeout = " + std::to_string(ms), {}, std::move(cb),
+                   [](const pg_result*) -> Result<Done> { return Done{}; }, nullptr, /*urgent=*/true,
+                   /*simple=*/true);
+}
+
+}  // namespace reactor::pg::queries

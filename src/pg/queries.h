@@ -1,0 +1,46 @@
+// Every statement the daemon sends, with the decoding of its rows: the only place with
+// SQL text and row positions (`reactor migrate` runs the embedded migration files).
+// Each function submits one statement on `session` and follows Session::Submit's
+// convention: an error now and no callback, or exactly one callback later.
+//
+// Loop thread only.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+#include "pg/session.h"
+#include "pg/store.h"
+
+namespace reactor::pg::queries {
+
+// LISTEN on each channel (one statement, sent ahead of anything queued).
+Status Listen(Session& s, const std::vector<std::string>& channels, Reply<Done> cb);
+// The self-check that proves notifications still arrive: a NOTIFY to `channel`.
+std::string SelfCheckSql(const std::string& channel);
+
+Status CatchUp(Session& s, const CatchUpRead& read, Reply<CatchUpRows> cb);
+// The full payload of event `id`; nullopt when the row is gone.
+Status Fetch(Session& s, int64_t id, Reply<std::optional<std::string>> cb);
+
+Status Resume(Session& s, const ResumeQuery& q, Reply<ResumeRows> cb, Session::Ticket* ticket);
+Status Snapshot(Session& s, const SnapshotQuery& q, Reply<SnapshotRows> cb, Session::Ticket* ticket);
+
+Status Tick(Session& s, Reply<TickAnswer> cb);
+Status Clock(Session& s, Reply<int64_t> cb);
+
+// Settings for a session that must never be ended by the server's timeouts, then a wait
+// for the scheduler's leader lock; the callback runs when it is held.
+Status WaitForLeaderLock(Session& s, Reply<Done> cb);
+// For client reads: a statement may not hold the read session for longer than this.
+Status SetStatementTimeout(Session& s, uint64_t ms, Reply<Done> cb);
+
+// Pure helpers (unit-tested): a PostgreSQL text[] literal, "{1,2,3}" parsed as ids.
+std::optional<std::string> TextArray(const std::vector<std::string>& v);
+std::unordered_set<int64_t> ParseIdArray(std::string_view text);
+
+}  // namespace reactor::pg::queries

@@ -1,0 +1,97 @@
+// What the rest of the reactor asks of PostgreSQL, as typed requests and answers: the
+// interfaces the hub and the scheduler depend on (and tests fake), the values that pass
+// through them, and the names the SQL side shares with the daemon (lock keys, channel).
+// The SQL text and row positions behind them live in pg/queries.cc alone.
+//
+// Pure: no libpq, no libuv. Every asynchronous call follows one convention: it either
+// returns an error and never calls back, or calls back exactly once, later.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "core/filter.h"
+#include "core/sequencer.h"
+#include "core/status.h"
+
+namespace reactor::pg {
+
+// Advisory-lock keys, one per purpose (0x641933e81ae4000N). In pg_locks: locktype
+// 'advisory', classid 1679373288, objid 451149824 + N, objsubid 1 (key split in halves).
+inline constexpr int64_t kLeaderLockKey = 7212853350187139073;   // ...0001 scheduler leader (session lock)
+inline constexpr int64_t kTickLockKey = 7212853350187139074;     // ...0002 reactor.tick() (transaction lock, in SQL)
+inline constexpr int64_t kMigrateLockKey = 7212853350187139075;  // ...0003 `reactor migrate`
+inline constexpr const char* kDefaultChannel = "job_status_changed";
+
+template <class T>
+using Reply = std::function<void(Result<T>)>;
+struct Done {};
+
+// The catch-up read (core/sequencer.h explains it): rows with txid >= threshold, in one
+// snapshot, payloads only for ids not in `seen_ids`.
+struct CatchUpRead {
+  std::optional<uint64_t> threshold;  // nullopt: the snapshot's own horizon
+  std::vector<int64_t> seen_ids;
+};
+struct CatchUpRows {
+  uint64_t horizon = 0;
+  std::vector<DeliverySequencer::Row> rows;  // ordered by id
+};
+
+// Every event committed after `since` that `filter` matches (a superset: see
+// docs/delivery.md), at most `limit` + 1 rows so that "more than limit" is visible.
+struct ResumeQuery {
+  int64_t since = 0;
+  Filter filter;
+  size_t limit = 100000;
+};
+struct ResumeRows {
+  bool since_known = false;            // `since` is (still) a row of reactor.job_events
+  std::vector<std::string> payloads;   // event JSON, ordered by id
+};
+
+// The matching jobs as of one snapshot, and the ids of recent events it already reflects.
+struct SnapshotQuery {
+  Filter filter;
+  size_t limit = 5000;
+  std::optional<uint64_t> horizon;  // the sequencer's
+};
+struct SnapshotRows {
+  std::string jobs_json;  // a JSON array of job rows
+  std::unordered_set<int64_t> reflected;
+};
+
+// reactor.tick(): the next deadline (nullopt: nothing scheduled) and the statement's
+// now(), both as Unix microseconds in the server's clock.
+struct TickAnswer {
+  std::optional<int64_t> next_us;
+  int64_t server_now_us = 0;
+};
+
+// Reads made on a client's behalf (resume, snapshot). Bounded: per owner (a connection)
+// and in total; a read over either bound is refused at once. They never delay the
+// event path: they run on a session of their own.
+class ClientReads {
+ public:
+  using Ticket = uint64_t;
+  virtual ~ClientReads() = default;
+  virtual Result<Ticket> Resume(uint64_t owner, ResumeQuery q, Reply<ResumeRows> cb) = 0;
+  virtual Result<Ticket> Snapshot(uint64_t owner, SnapshotQuery q, Reply<SnapshotRows> cb) = 0;
+  // The callback runs with an error "cancelled" (at once, or when the server answers).
+  virtual void Cancel(Ticket t) = 0;
+};
+
+// What the scheduler's clock asks.
+class SchedulerStore {
+ public:
+  virtual ~SchedulerStore() = default;
+  virtual Status Tick(Reply<TickAnswer> cb) = 0;
+  // clock_timestamp() as Unix microseconds.
+  virtual Status Clock(Reply<int64_t> cb) = 0;
+};
+
+}  // namespace reactor::pg
