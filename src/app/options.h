@@ -7,22 +7,12 @@
 #include <string>
 #include <vector>
 
+#include "core/host_port.h"
 #include "core/status.h"
 
 namespace reactor {
 
 enum class Command { kServe, kMigrate, kReplay, kExit };
-
-struct HostPort {
-  std::string host;
-  uint16_t port = 0;
-};
-
-// "127.0.0.1:8080", "[::1]:0", "0.0.0.0:80". Port 0 means any free port.
-Result<HostPort> ParseHostPort(const std::string& text);
-
-// True for 127.0.0.0/8, ::1 and "localhost".
-bool IsLoopbackHost(const std::string& host);
 
 struct Options {
   Command command = Command::kServe;

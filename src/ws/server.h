@@ -22,7 +22,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "app/options.h"
+#include "core/host_port.h"
 #include "core/status.h"
 #include "hub/hub.h"
 #include "ws/http.h"
