@@ -14,6 +14,10 @@ Frontend::Frontend(uv_loop_t* loop, const Options& options, Deps deps)
   hc.history = options.history;
   hc.max_queue_bytes = options.max_queue_bytes;
   hc.secret = options.jwt_secret;
+  hc.max_subscriptions = options.max_subscriptions;
+  hc.parse.max_filter_values = options.max_filter_values;
+  hc.parse.max_filter_bytes = options.max_filter_bytes;
+  hc.resume_entries_per_pass = options.resume_entries_per_pass;
   hc.server = std::string("reactor/") + REACTOR_VERSION;
   hub::Hub::Hooks hooks;
   hooks.wake = [this](hub::Session& s) { server_->Wake(s); };
@@ -32,6 +36,7 @@ Frontend::Frontend(uv_loop_t* loop, const Options& options, Deps deps)
   sc.handshake_timeout_ms = options.handshake_timeout_ms;
   sc.idle_timeout_ms = options.idle_timeout_ms;
   sc.ping.interval_ms = static_cast<int64_t>(options.ping_interval_ms);
+  sc.max_queue_bytes = options.max_queue_bytes;
   server_ = std::make_unique<ws::Server>(loop_, sc, *hub_,
                                          [this](const ws::Request& r) { return Handle(r); });
   uv_check_init(loop_, &check_);
@@ -103,6 +108,13 @@ std::string Frontend::Metrics() {
   m.Counter("reactor_reads_refused_total", "Resumes and snapshots refused for a database-read bound (answered gap or error).",
             h.reads_refused);
   m.Gauge("reactor_history_events", "Events kept in memory for resume.", static_cast<double>(hub_->history_size()));
+  m.Counter("reactor_limit_refusals_total", "Subscribes refused over a limit.", h.subscription_limit, "limit=\"subscriptions\"");
+  m.Counter("reactor_limit_refusals_total", "Subscribes refused over a limit.", h.filter_limit, "limit=\"filter\"");
+  m.Gauge("reactor_resume_cursors", "Connections with a resume from the history being handed out.",
+          static_cast<double>(hub_->resuming_sessions()));
+  m.Counter("reactor_resume_entries_total", "History entries walked by resume cursors.", h.resume_entries);
+  m.Counter("reactor_resume_deferred_passes_total", "Loop passes whose resume budget (--resume-entries-per-pass) ran out with work left.", h.resume_deferred);
+  m.Counter("reactor_resume_behind_closes_total", "Connections closed 1013 because the history moved past their resume cursor.", h.resume_behind);
   const auto& s = server_->stats();
   m.Counter("reactor_bytes_sent_total", "Bytes written to sockets.", s.bytes_written);
   m.Counter("reactor_socket_writes_total", "Write calls (each coalesces a loop pass's frames).", s.writes);
@@ -119,6 +131,8 @@ std::string Frontend::Metrics() {
   m.Counter("reactor_ws_auth_timeouts_total", "WebSocket connections closed (1008) for not authenticating in time.", s.auth_timeouts);
   m.Counter("reactor_ws_ping_timeouts_total", "WebSocket connections closed after unanswered pings.", s.ping_timeouts);
   m.Counter("reactor_ws_upgrade_failures_total", "Refused WebSocket handshakes.", s.upgrade_failures);
+  m.Counter("reactor_read_pauses_total", "Connections no longer read because their queued output went over --max-queue-bytes.", s.read_pauses);
+  m.Counter("reactor_stalled_drops_total", "HTTP connections dropped for not reading their responses within --idle-timeout-ms.", s.stalled_drops);
   std::vector<double> bounds;
   for (uint64_t b : s.latency_bounds_us) bounds.push_back(static_cast<double>(b) / 1e6);
   m.Histogram("reactor_delivery_latency_seconds",

@@ -65,6 +65,18 @@ Options ParseOptions(int argc, const char* const* argv) {
   app.add_option("--ping-interval-ms", o.ping_interval_ms,
                  "WebSocket ping interval; two unanswered pings close with 1002")
       ->capture_default_str()->check(CLI::Range(uint64_t{100}, uint64_t{3600000}));
+  app.add_option("--max-subscriptions", o.max_subscriptions,
+                 "subscriptions one WebSocket connection may hold")
+      ->capture_default_str()->check(CLI::Range(uint64_t{1}, uint64_t{100000}));
+  app.add_option("--max-filter-values", o.max_filter_values,
+                 "values in one filter list (job_type, status) of a subscribe")
+      ->capture_default_str()->check(CLI::Range(uint64_t{1}, uint64_t{65536}));
+  app.add_option("--max-filter-bytes", o.max_filter_bytes,
+                 "bytes of all the strings of one subscribe's filter")
+      ->capture_default_str()->check(CLI::Range(uint64_t{64}, uint64_t{65536}));
+  app.add_option("--resume-entries-per-pass", o.resume_entries_per_pass,
+                 "history entries resumes (since) may walk per loop pass, all connections together")
+      ->capture_default_str()->check(CLI::Range(uint64_t{64}, uint64_t{10000000}));
   app.add_flag("--no-scheduler", o.no_scheduler, "this replica never ticks");
   app.add_option("--max-reads-per-connection", o.max_reads_per_connection,
                  "database reads (resume, snapshot) one connection may have outstanding")

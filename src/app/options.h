@@ -33,6 +33,11 @@ struct Options {
   uint64_t handshake_timeout_ms = 10000;
   uint64_t idle_timeout_ms = 60000;
   uint64_t ping_interval_ms = 25000;
+  // Per-connection protocol limits (docs/protocol.md, "Limits").
+  uint64_t max_subscriptions = 64;
+  uint64_t max_filter_values = 256;
+  uint64_t max_filter_bytes = 4096;
+  uint64_t resume_entries_per_pass = 4096;
   bool no_scheduler = false;
   // Database reads made for clients (resume, snapshot) on their own connection.
   uint64_t max_reads_per_connection = 2;

@@ -3,7 +3,11 @@
 namespace reactor {
 
 void HistoryRing::Push(PublishedRef p) {
-  if (capacity_ == 0) return;
+  if (capacity_ == 0) {
+    ++first_seq_;
+    evicted_ = true;
+    return;
+  }
   if (entries_.size() == capacity_) {
     const auto& old = entries_.front();
     auto it = positions_.find(old->event.id);
@@ -20,19 +24,18 @@ void HistoryRing::Push(PublishedRef p) {
   entries_.push_back(std::move(p));
 }
 
+std::optional<uint64_t> HistoryRing::PositionAfter(int64_t since_id) const {
+  if (since_id == 0 && !evicted_) return first_seq_;
+  auto it = positions_.find(since_id);
+  if (it == positions_.end()) return std::nullopt;
+  return it->second + 1;
+}
+
 std::optional<std::vector<PublishedRef>> HistoryRing::After(int64_t since_id) const {
-  uint64_t start;
-  if (since_id == 0 && !evicted_) {
-    start = first_seq_;
-  } else {
-    auto it = positions_.find(since_id);
-    if (it == positions_.end()) return std::nullopt;
-    start = it->second + 1;
-  }
+  auto start = PositionAfter(since_id);
+  if (!start) return std::nullopt;
   std::vector<PublishedRef> out;
-  for (uint64_t s = start; s < first_seq_ + entries_.size(); ++s) {
-    out.push_back(entries_[static_cast<size_t>(s - first_seq_)]);
-  }
+  for (uint64_t s = *start; s < end(); ++s) out.push_back(*At(s));
   return out;
 }
 

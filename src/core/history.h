@@ -29,11 +29,25 @@ class HistoryRing {
  public:
   explicit HistoryRing(size_t capacity) : capacity_(capacity) {}
 
+  // Every push takes the next stream position (0, 1, 2, ...), even with capacity 0.
   void Push(PublishedRef p);
 
-  // Everything delivered after the event `since_id`, in stream order; nullopt when that
-  // id is not (or no longer) in the ring. An id of 0 means "from the beginning of the
-  // ring" only when the ring has never evicted anything.
+  // Stream positions: entries held are [begin(), end()); end() is the position the next
+  // push will take.
+  uint64_t begin() const { return first_seq_; }
+  uint64_t end() const { return first_seq_ + entries_.size(); }
+  // The entry at stream position `pos`; null when evicted or not yet pushed. O(1).
+  const PublishedRef* At(uint64_t pos) const {
+    if (pos < begin() || pos >= end()) return nullptr;
+    return &entries_[static_cast<size_t>(pos - first_seq_)];
+  }
+  // The position of the first entry delivered after the event `since_id` (O(1), no
+  // copy); nullopt when that id is not (or no longer) in the ring. An id of 0 means
+  // "from the beginning of the ring" only when the ring has never evicted anything.
+  std::optional<uint64_t> PositionAfter(int64_t since_id) const;
+
+  // Everything delivered after `since_id`, copied (tests and small rings only: the hub
+  // walks the ring with a cursor instead).
   std::optional<std::vector<PublishedRef>> After(int64_t since_id) const;
 
   bool Contains(int64_t id) const { return positions_.count(id) != 0; }

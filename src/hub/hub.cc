@@ -14,8 +14,10 @@ Session::Sub* Session::Find(std::string_view id) {
   return nullptr;
 }
 
+
 Hub::Hub(Config config, Hooks hooks)
-    : config_(std::move(config)), hooks_(std::move(hooks)), history_(config_.history) {
+    : config_(std::move(config)), hooks_(std::move(hooks)), history_(config_.history),
+      pass_budget_left_(config_.resume_entries_per_pass) {
   now_s = [] {
     return std::chrono::duration_cast<std::chrono::seconds>(
                std::chrono::system_clock::now().time_since_epoch())
@@ -104,17 +106,21 @@ void Hub::Publish(Event&& ev) {
   if (p->event.id > 0) last_id_ = std::max(last_id_, p->event.id);
   ++stats_.events;
   PublishedRef ref = p;
+  uint64_t pos = history_.end();
   history_.Push(ref);
   FrameRef frame(ref, &ref->frame);
-  for (auto& [id, s] : sessions_) Route(*s, ref, frame);
+  for (auto& [id, s] : sessions_) {
+    if (s->live_pos_) continue;  // its resume cursor routes this one from the history
+    Route(*s, ref, frame, pos);
+  }
 }
 
-void Hub::Route(Session& s, const PublishedRef& p, const FrameRef& frame) {
+void Hub::Route(Session& s, const PublishedRef& p, const FrameRef& frame, uint64_t pos) {
   if (s.closing_ || !s.authenticated_ || !s.who_.MaySee(p->event)) return;
   bool live = false;
   bool any_pending = false;
   for (auto& sub : s.subs_) {
-    if (!sub.filter.Matches(p->event)) continue;
+    if (pos < sub.from || !sub.filter.Matches(p->event)) continue;
     if (sub.pending) {
       sub.held.push_back(p);
       any_pending = true;
@@ -132,9 +138,11 @@ void Hub::Route(Session& s, const PublishedRef& p, const FrameRef& frame) {
 
 void Hub::OnText(Session& s, std::string_view text) {
   if (s.closing_) return;
-  auto m = ParseClientMessage(text);
+  bool over_limit = false;
+  auto m = ParseClientMessage(text, config_.parse, &over_limit);
   if (!m) {
     ++stats_.bad_requests;
+    if (over_limit) ++stats_.filter_limit;
     SendControl(s, ErrorMessage("bad_request", m.error()));
     return;
   }
@@ -191,6 +199,14 @@ void Hub::Subscribe(Session& s, ClientMessage m) {
   }
   Session::Sub* sub = s.Find(m.id);
   if (!sub) {
+    if (s.subs_.size() >= config_.max_subscriptions) {
+      ++stats_.subscription_limit;
+      ++stats_.bad_requests;
+      SendControl(s, ErrorMessage("bad_request", "too many subscriptions: at most " +
+                                                     std::to_string(config_.max_subscriptions) +
+                                                     " per connection (--max-subscriptions); unsubscribe one first"));
+      return;
+    }
     s.subs_.push_back(Session::Sub{});
     sub = &s.subs_.back();
     sub->id = m.id;
@@ -200,6 +216,8 @@ void Hub::Subscribe(Session& s, ClientMessage m) {
   sub->token = next_token_++;
   sub->pending = false;
   sub->held.clear();
+  sub->catching_up = false;
+  sub->from = history_.end();  // routed events from now on
   SendControl(s, SubscribedMessage(m.id, last_event_id()));
 
   if (m.snapshot) {
@@ -208,11 +226,23 @@ void Hub::Subscribe(Session& s, ClientMessage m) {
   }
   if (!m.since) return;
   int64_t since = *m.since;
-  if (auto after = history_.After(since)) {
+  if (auto start = history_.PositionAfter(since)) {
     ++stats_.resumes_from_history;
-    for (const auto& p : *after) {
-      if (!s.who_.MaySee(p->event) || !sub->filter.Matches(p->event)) continue;
-      if (!Send(s, FrameRef(p, &p->frame), true)) return;
+    // A cursor over [start, until), handed out a bounded slice at a time; then routed
+    // events from `until` on. While the session's own cursor is behind (another resume
+    // in progress), its routing resumes at live_pos_, so this one ends there.
+    uint64_t until = s.live_pos_ ? *s.live_pos_ : history_.end();
+    sub->from = std::max(*start, until);
+    if (*start < until) {
+      sub->catching_up = true;
+      sub->next = *start;
+      sub->until = until;
+      sub->since = since;
+      EnterCursor(s);
+      size_t budget = std::min(kResumeEntriesPerMessage, pass_budget_left_);
+      size_t before = budget;
+      Advance(s, budget);
+      pass_budget_left_ -= before - budget;
     }
     return;
   }
@@ -330,6 +360,116 @@ void Hub::Release(Session& s, const std::string& sub_id, uint64_t token,
   }
   bool still_pending = std::any_of(s.subs_.begin(), s.subs_.end(), [](const auto& x) { return x.pending; });
   if (!still_pending) s.sent_while_pending_.clear();
+}
+
+void Hub::EnterCursor(Session& s) {
+  if (!s.live_pos_) s.live_pos_ = history_.end();
+  if (!s.in_cursor_list_) {
+    s.in_cursor_list_ = true;
+    cursor_list_.push_back(s.id());
+  }
+}
+
+Hub::Progress Hub::Advance(Session& s, size_t& budget) {
+  while (budget > 0) {
+    if (s.closing_ || !s.live_pos_) return Progress::kDone;
+    auto sub = std::find_if(s.subs_.begin(), s.subs_.end(), [](const auto& x) { return x.catching_up; });
+    if (sub != s.subs_.end()) {
+      if (sub->next >= sub->until) {
+        sub->catching_up = false;
+        continue;
+      }
+      const PublishedRef* p = history_.At(sub->next);
+      if (!p) {
+        // The history moved past this resume before it was handed out.
+        ++stats_.gaps;
+        sub->catching_up = false;
+        SendControl(s, GapMessage(sub->id, sub->since));
+        continue;
+      }
+      --budget;
+      ++stats_.resume_entries;
+      const Published& e = **p;
+      if (s.who_.MaySee(e.event) && sub->filter.Matches(e.event)) {
+        // Wait for room rather than take the client for a slow consumer: it asked for it.
+        size_t queued = s.out_.bytes() + s.inflight_bytes;
+        if (queued > 0 && queued + e.frame.size() > config_.max_queue_bytes) {
+          ++budget;
+          --stats_.resume_entries;
+          return Progress::kBlocked;
+        }
+        if (!Send(s, FrameRef(*p, &e.frame), true)) return Progress::kDone;
+      }
+      ++sub->next;
+      continue;
+    }
+    // Every resume is out: route what was published meanwhile, then go live.
+    uint64_t pos = *s.live_pos_;
+    if (pos >= history_.end()) {
+      s.live_pos_.reset();
+      return Progress::kDone;
+    }
+    const PublishedRef* p = history_.At(pos);
+    if (!p) {
+      // Events this session should have had are gone from the history: it has fallen
+      // too far behind to be served without a loss.
+      ++stats_.resume_behind;
+      s.live_pos_.reset();
+      s.closing_ = true;
+      ++stats_.slow_closes;
+      if (hooks_.close) {
+        hooks_.close(s, ws::close_code::kTryAgainLater, "slow consumer: fell behind the history");
+      }
+      return Progress::kDone;
+    }
+    size_t queued = s.out_.bytes() + s.inflight_bytes;
+    if (queued > 0 && queued + (*p)->frame.size() > config_.max_queue_bytes) {
+      return Progress::kBlocked;
+    }
+    --budget;
+    ++stats_.resume_entries;
+    Route(s, *p, FrameRef(*p, &(*p)->frame), pos);
+    s.live_pos_ = pos + 1;
+  }
+  return Progress::kMore;
+}
+
+bool Hub::Pump() {
+  size_t left = config_.resume_entries_per_pass;
+  bool more = false;
+  size_t n = cursor_list_.size();
+  for (size_t i = 0; i < n; ++i) {
+    uint64_t sid = cursor_list_.front();
+    cursor_list_.pop_front();
+    auto it = sessions_.find(sid);
+    if (it == sessions_.end()) continue;
+    Session& s = *it->second;
+    if (s.closing_ || !s.live_pos_) {
+      s.in_cursor_list_ = false;
+      s.live_pos_.reset();
+      continue;
+    }
+    if (left == 0) {
+      cursor_list_.push_back(sid);
+      more = true;
+      continue;
+    }
+    // An equal share of what is left, at least a useful slice.
+    size_t share = std::min(left, std::max<size_t>(64, left / (n - i)));
+    size_t budget = share;
+    Progress pr = Advance(s, budget);
+    left -= share - budget;
+    if (pr == Progress::kDone) {
+      s.in_cursor_list_ = false;
+      continue;
+    }
+    cursor_list_.push_back(sid);
+    if (pr == Progress::kMore) more = true;
+  }
+  if (more) ++stats_.resume_deferred;
+  // Subscribes handled before the next pass share a budget of the same size.
+  pass_budget_left_ = config_.resume_entries_per_pass;
+  return more;
 }
 
 void Hub::CheckExpiry(Session& s, int64_t now) {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -39,6 +40,8 @@ class Session {
   OutQueue& out() { return out_; }
   // Bytes handed to a write that has not completed; they count against the limit.
   size_t inflight_bytes = 0;
+  // The connection has begun to close (a close frame is queued): nothing more is queued.
+  void MarkClosing() { closing_ = true; }
   size_t subscriptions() const { return subs_.size(); }
   void* glue = nullptr;  // the owning connection (opaque to the hub)
 
@@ -51,6 +54,14 @@ class Session {
     bool pending = false;            // snapshot or resume read in flight: hold live events
     std::optional<pg::ClientReads::Ticket> read;  // that read, cancelled if the sub goes
     std::vector<PublishedRef> held;
+    // Routed events at history positions >= `from` only (the position the history had
+    // reached when it subscribed, or where its resume from the history ends).
+    uint64_t from = 0;
+    // A resume from the history still being handed out: positions [next, until).
+    bool catching_up = false;
+    uint64_t next = 0;
+    uint64_t until = 0;
+    int64_t since = 0;
   };
   Sub* Find(std::string_view id);
 
@@ -61,6 +72,12 @@ class Session {
   OutQueue out_;
   std::vector<Sub> subs_;
   std::unordered_set<uint64_t> sent_while_pending_;  // stream seqs sent while a sub was pending
+  // While a resume from the history is handed out, live events are not routed to this
+  // session as they are published: the cursor routes them from the history, from this
+  // position on, once every catching-up subscription is done (so per-job order holds
+  // and nothing is sent twice).
+  std::optional<uint64_t> live_pos_;
+  bool in_cursor_list_ = false;
 };
 
 struct HubStats {
@@ -77,6 +94,11 @@ struct HubStats {
   uint64_t gaps = 0;
   uint64_t snapshots = 0;
   uint64_t reads_refused = 0;   // resume/snapshot reads over a bound (per connection or in all)
+  uint64_t subscription_limit = 0;  // subscribes refused over --max-subscriptions
+  uint64_t filter_limit = 0;        // subscribes refused over --max-filter-values/-bytes
+  uint64_t resume_entries = 0;      // history entries walked by resume cursors
+  uint64_t resume_deferred = 0;     // loop passes whose resume budget ran out with work left
+  uint64_t resume_behind = 0;       // sessions closed 1013: the history moved past their cursor
 };
 
 class Hub {
@@ -88,7 +110,13 @@ class Hub {
     std::string server = "reactor";
     size_t snapshot_limit = 5000;      // rows in one snapshot
     size_t resume_limit = 100000;      // events one database resume may return
+    size_t max_subscriptions = 64;     // per connection
+    ParseLimits parse;                 // filter sizes
+    // History entries resume cursors may walk per loop pass, over all connections (a
+    // `subscribe` walks at most kResumeEntriesPerMessage of them itself).
+    size_t resume_entries_per_pass = 4096;
   };
+  static constexpr size_t kResumeEntriesPerMessage = 256;
   struct Hooks {
     std::function<void(Session&)> wake;                                 // output queued
     std::function<void(Session&, uint16_t code, const std::string&)> close;  // close it soon
@@ -110,6 +138,12 @@ class Hub {
   void Remove(Session* s);
 
   void Publish(Event&& ev);
+  // One loop pass of the resume cursors: walks at most resume_entries_per_pass history
+  // entries, shared round-robin among the connections whose queues have room. True when
+  // work is left that could proceed now (the caller should not let the loop sleep);
+  // connections waiting for their queue to drain do not count.
+  bool Pump();
+  size_t resuming_sessions() const { return cursor_list_.size(); }
   void OnText(Session& s, std::string_view text);
   // The query-string shortcut and the `subscribe` op.
   void Subscribe(Session& s, ClientMessage m);
@@ -135,7 +169,12 @@ class Hub {
   void SendControl(Session& s, std::string json);
   // `stamp_ns` (live events only) feeds the latency metric. False: the session is closing.
   bool Send(Session& s, FrameRef f, bool event, uint64_t stamp_ns = 0);
-  void Route(Session& s, const PublishedRef& p, const FrameRef& frame);
+  // `pos`: the event's position in the history's stream.
+  void Route(Session& s, const PublishedRef& p, const FrameRef& frame, uint64_t pos);
+  enum class Progress { kDone, kBlocked, kMore };
+  // Walks up to `budget` history entries for `s`'s resume cursor (decrements it).
+  Progress Advance(Session& s, size_t& budget);
+  void EnterCursor(Session& s);
   void ResumeFromDatabase(Session& s, const std::string& sub_id, int64_t since);
   void TakeSnapshot(Session& s, const std::string& sub_id);
   // Ends a pending sub: delivers `first` (filtered) then held events not in `skip`.
@@ -152,6 +191,8 @@ class Hub {
   uint64_t next_token_ = 1;
   int64_t last_id_ = 0;
   std::unordered_map<uint64_t, Session*> sessions_;
+  std::deque<uint64_t> cursor_list_;  // sessions with a resume cursor, round-robin
+  size_t pass_budget_left_ = 0;       // of resume_entries_per_pass, this loop pass
   HubStats stats_;
 };
 

@@ -9,8 +9,30 @@ using simdjson::ondemand::json_type;
 
 Status Bad(const std::string& what) { return Status::Error(what); }
 
+// What a filter has taken so far, against the limits.
+struct FilterBudget {
+  const ParseLimits& limits;
+  bool* over_limit;
+  size_t bytes = 0;
+
+  Status Take(const char* key, size_t values, size_t bytes_added) {
+    bytes += bytes_added;
+    if (values > limits.max_filter_values) {
+      if (over_limit) *over_limit = true;
+      return Bad(std::string(key) + " has more than " + std::to_string(limits.max_filter_values) +
+                 " values (--max-filter-values)");
+    }
+    if (bytes > limits.max_filter_bytes) {
+      if (over_limit) *over_limit = true;
+      return Bad("filter over " + std::to_string(limits.max_filter_bytes) + " bytes (--max-filter-bytes)");
+    }
+    return Status::Ok();
+  }
+};
+
 // A string or an array of strings.
-Status ReadStringSet(simdjson::ondemand::value v, const char* key, std::vector<std::string>& out) {
+Status ReadStringSet(simdjson::ondemand::value v, const char* key, std::vector<std::string>& out,
+                     FilterBudget& budget) {
   json_type t;
   if (v.type().get(t)) return Bad(std::string("invalid ") + key);
   if (t == json_type::string) {
@@ -21,7 +43,10 @@ Status ReadStringSet(simdjson::ondemand::value v, const char* key, std::vector<s
     while (start <= s.size()) {
       size_t comma = s.find(',', start);
       if (comma == std::string_view::npos) comma = s.size();
-      if (comma > start) out.emplace_back(s.substr(start, comma - start));
+      if (comma > start) {
+        if (Status st = budget.Take(key, out.size() + 1, comma - start); !st) return st;
+        out.emplace_back(s.substr(start, comma - start));
+      }
       start = comma + 1;
     }
     return Status::Ok();
@@ -32,6 +57,7 @@ Status ReadStringSet(simdjson::ondemand::value v, const char* key, std::vector<s
   for (auto item : arr) {
     std::string_view s;
     if (item.get_string().get(s)) return Bad(std::string(key) + " must hold strings");
+    if (Status st = budget.Take(key, out.size() + 1, s.size()); !st) return st;
     out.emplace_back(s);
   }
   return Status::Ok();
@@ -54,7 +80,8 @@ Status ReadString(simdjson::ondemand::value v, const char* key, std::string& out
 
 }  // namespace
 
-Result<ClientMessage> ParseClientMessage(std::string_view text) {
+Result<ClientMessage> ParseClientMessage(std::string_view text, const ParseLimits& limits, bool* over_limit) {
+  if (over_limit) *over_limit = false;
   thread_local simdjson::ondemand::parser parser;
   simdjson::padded_string padded(text);
   simdjson::ondemand::document doc;
@@ -94,20 +121,35 @@ Result<ClientMessage> ParseClientMessage(std::string_view text) {
     } else if (key == "filter") {
       json_type t;
       if (v.type().get(t)) return Bad("invalid filter");
-      if (t == json_type::null) continue;
+      if (t == json_type::null) {
+        m.filter = Filter{};
+        continue;
+      }
       simdjson::ondemand::object f;
       if (v.get_object().get(f)) return Bad("filter must be an object");
+      m.filter = Filter{};  // a repeated key: the last one counts, as for the others
+      FilterBudget budget{limits, over_limit};
       for (auto ff_result : f) {
         simdjson::ondemand::field ff;
         if (std::move(ff_result).get(ff)) return Bad("invalid filter");
         std::string_view fk;
         if (ff.unescaped_key().get(fk)) return Bad("invalid filter");
         simdjson::ondemand::value fv = ff.value();
-        if (fk == "job_id") st = ReadString(fv, "job_id", m.filter.job_id);
-        else if (fk == "user_id") st = ReadString(fv, "user_id", m.filter.user_id);
-        else if (fk == "job_type") st = ReadStringSet(fv, "job_type", m.filter.job_types);
-        else if (fk == "status") st = ReadStringSet(fv, "status", m.filter.statuses);
-        else return Bad("unknown filter key '" + std::string(fk) + "'");
+        if (fk == "job_id") {
+          m.filter.job_id.clear();
+          st = ReadString(fv, "job_id", m.filter.job_id);
+          if (st) st = budget.Take("job_id", 1, m.filter.job_id.size());
+        } else if (fk == "user_id") {
+          m.filter.user_id.clear();
+          st = ReadString(fv, "user_id", m.filter.user_id);
+          if (st) st = budget.Take("user_id", 1, m.filter.user_id.size());
+        } else if (fk == "job_type") {
+          st = ReadStringSet(fv, "job_type", m.filter.job_types, budget);
+        } else if (fk == "status") {
+          st = ReadStringSet(fv, "status", m.filter.statuses, budget);
+        } else {
+          return Bad("unknown filter key '" + std::string(fk) + "'");
+        }
         if (!st) return st;
       }
     }

@@ -2,6 +2,7 @@
 // building what the server sends. Pure.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -22,8 +23,17 @@ struct ClientMessage {
   std::string token;              // auth
 };
 
-// Errors are client errors ("bad_request"), with a message saying what is wrong.
-Result<ClientMessage> ParseClientMessage(std::string_view text);
+// Bounds on what one `subscribe` may ask for (--max-filter-values, --max-filter-bytes).
+struct ParseLimits {
+  size_t max_filter_values = 256;   // values in one list (job_type or status)
+  size_t max_filter_bytes = 4096;   // all the filter's strings together
+};
+
+// Errors are client errors ("bad_request"), with a message saying what is wrong. A
+// filter over `limits` is refused as soon as the parser sees it (nothing is kept of it);
+// `over_limit`, when given, is then set to true.
+Result<ClientMessage> ParseClientMessage(std::string_view text, const ParseLimits& limits = {},
+                                         bool* over_limit = nullptr);
 
 // JSON string literal (quotes included) with the escapes JSON requires.
 std::string JsonString(std::string_view s);

@@ -79,6 +79,10 @@ struct Server::Conn {
   bool destroying = false;
   bool counted_http = false;  // in stats_.open_http (a refused connection never is)
   bool served = false;        // a response went out: from now on, silence is idleness
+  bool close_queued = false;  // a close frame is queued: it is the last thing queued
+  bool read_paused = false;   // not read: its queued output is over the budget
+  std::string pending_in;     // input received before the pause, not parsed yet
+  size_t inflight = 0;        // bytes handed to the write in flight
   int open_handles = 2;
   std::string peer;
 
@@ -104,6 +108,8 @@ Server::Server(uv_loop_t* loop, ServerConfig config, hub::Hub& hub, HttpHandler 
   listener_.data = this;
   uv_prepare_init(loop_, &prepare_);
   prepare_.data = this;
+  uv_idle_init(loop_, &idle_);
+  idle_.data = this;
 }
 
 Server::~Server() { assert(conns_.empty()); }
@@ -167,21 +173,50 @@ void Server::OnConnection(uv_stream_t* listener, int status) {
   c->deadline_ms = uv_now(self->loop_) + self->config_.handshake_timeout_ms;
   c->request_started = uv_now(self->loop_);
   self->ArmTimer(*c);
-  uv_read_start(
-      reinterpret_cast<uv_stream_t*>(&c->tcp),
-      [](uv_handle_t*, size_t, uv_buf_t* buf) {
-        buf->base = g_read_buffer;
-        buf->len = sizeof g_read_buffer;
-      },
-      [](uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
-        auto* conn = static_cast<Conn*>(s->data);
-        if (conn->destroying) return;
-        if (nread < 0) {
-          conn->server->Destroy(*conn, nread == UV_EOF ? "peer closed" : uv_strerror(static_cast<int>(nread)));
-          return;
-        }
-        if (nread > 0) conn->server->OnData(*conn, std::string_view(buf->base, static_cast<size_t>(nread)));
-      });
+  uv_read_start(reinterpret_cast<uv_stream_t*>(&c->tcp), OnAlloc, OnRead);
+}
+
+void Server::OnAlloc(uv_handle_t*, size_t, uv_buf_t* buf) {
+  buf->base = g_read_buffer;
+  buf->len = sizeof g_read_buffer;
+}
+
+void Server::OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+  auto* conn = static_cast<Conn*>(s->data);
+  if (conn->destroying) return;
+  if (nread < 0) {
+    conn->server->Destroy(*conn, nread == UV_EOF ? "peer closed" : uv_strerror(static_cast<int>(nread)));
+    return;
+  }
+  if (nread > 0) conn->server->OnData(*conn, std::string_view(buf->base, static_cast<size_t>(nread)));
+}
+
+size_t Server::Queued(const Conn& c) const {
+  return c.own_out.bytes() + (c.session ? c.session->out().bytes() : 0) + c.inflight;
+}
+
+void Server::Pause(Conn& c, std::string_view rest) {
+  c.pending_in.assign(rest);
+  if (c.read_paused) return;
+  c.read_paused = true;
+  ++stats_.read_pauses;
+  uv_read_stop(reinterpret_cast<uv_stream_t*>(&c.tcp));
+  spdlog::debug("connection {}: not read while {} bytes are queued", c.peer, Queued(c));
+  if (c.phase == Conn::Phase::kHttp && !c.close_after_flush) {
+    // A client that pipelines requests and reads no responses is dropped when its
+    // queue has not drained within the idle time.
+    c.deadline_ms = uv_now(loop_) + config_.idle_timeout_ms;
+    ArmTimer(c);
+  }
+}
+
+void Server::Resume(Conn& c) {
+  c.read_paused = false;
+  std::string rest = std::move(c.pending_in);
+  c.pending_in.clear();
+  if (!rest.empty()) OnData(c, rest);
+  if (c.read_paused || c.destroying) return;
+  uv_read_start(reinterpret_cast<uv_stream_t*>(&c.tcp), OnAlloc, OnRead);
 }
 
 void Server::OnData(Conn& c, std::string_view data) {
@@ -191,6 +226,10 @@ void Server::OnData(Conn& c, std::string_view data) {
       return;
     }
     if (c.close_after_flush) return;  // an error response is on its way; ignore the rest
+    if (Queued(c) > config_.max_queue_bytes) {
+      Pause(c, data);  // the next request waits until the responses drain
+      return;
+    }
     if (!c.parser.started()) {
       c.request_started = uv_now(loop_);
       c.deadline_ms = c.request_started + config_.handshake_timeout_ms;
@@ -306,6 +345,11 @@ void Server::Upgrade(Conn& c, const Request& req) {
 
 void Server::OnWsData(Conn& c, std::string_view data) {
   while (!c.destroying) {
+    if (Queued(c) > config_.max_queue_bytes) {
+      // Replies (pongs, errors) to a peer that does not read: read no more from it.
+      Pause(c, data);
+      return;
+    }
     FrameEvent ev = c.frames->Next(data);
     switch (ev.type) {
       case FrameEvent::Type::kNone:
@@ -331,7 +375,9 @@ void Server::OnWsData(Conn& c, std::string_view data) {
         }
         c.close_sent = true;
         c.phase = Conn::Phase::kClosing;
+        if (c.session) c.session->MarkClosing();
         Queue(c, EncodeClose(CloseReplyCode(ev.code)));
+        c.close_queued = true;
         c.close_after_flush = true;
         c.deadline_ms = uv_now(loop_) + config_.close_timeout_ms;
         ArmTimer(c);
@@ -349,8 +395,10 @@ void Server::StartWsClose(Conn& c, uint16_t code, const std::string& reason, boo
   if (c.close_sent || c.destroying) return;
   c.close_sent = true;
   c.phase = Conn::Phase::kClosing;
+  if (c.session) c.session->MarkClosing();
   if (code == close_code::kTryAgainLater && c.session) c.session->out().Clear();
   Queue(c, EncodeClose(code, reason));
+  c.close_queued = true;  // the close frame is the last thing queued
   if (!wait_for_peer) c.close_after_flush = true;
   c.deadline_ms = uv_now(loop_) + (closing_ ? 1000 : config_.close_timeout_ms);
   ArmTimer(c);
@@ -375,7 +423,7 @@ void Server::SessionPrincipalChanged(hub::Session& s) {
 }
 
 void Server::Queue(Conn& c, std::string bytes) {
-  if (c.destroying) return;
+  if (c.destroying || c.close_queued) return;
   // Protocol frames and HTTP responses go ahead of nothing else the hub has queued:
   // before the upgrade there is no session; after it, into the session's queue.
   auto f = std::make_shared<const std::string>(std::move(bytes));
@@ -393,14 +441,29 @@ void Server::MarkDirty(Conn& c) {
   dirty_.push_back(&c);
 }
 
-void Server::OnPrepare(uv_prepare_t* p) { static_cast<Server*>(p->data)->FlushAll(); }
+void Server::OnPrepare(uv_prepare_t* p) {
+  auto* self = static_cast<Server*>(p->data);
+  // Resume cursors first (their frames go out in this pass's writes). While they have
+  // work ready, an idle handle keeps the loop from sleeping.
+  bool more = self->hub_.Pump();
+  self->FlushAll();
+  if (more && !self->closing_) {
+    uv_idle_start(&self->idle_, [](uv_idle_t*) {});
+  } else {
+    uv_idle_stop(&self->idle_);
+  }
+}
 
 void Server::FlushAll() {
-  std::vector<Conn*> batch;
-  batch.swap(dirty_);
-  for (Conn* c : batch) {
-    c->dirty = false;
-    if (!c->destroying) Flush(*c);
+  // A flush that resumes a paused connection may queue more (its parsed input): a few
+  // rounds so that nothing waits for the next wake-up.
+  for (int round = 0; round < 4 && !dirty_.empty(); ++round) {
+    std::vector<Conn*> batch;
+    batch.swap(dirty_);
+    for (Conn* c : batch) {
+      c->dirty = false;
+      if (!c->destroying) Flush(*c);
+    }
   }
 }
 
@@ -414,6 +477,10 @@ void Server::ObserveLatency(uint64_t us) {
 
 void Server::Flush(Conn& c) {
   while (!c.writing && !c.destroying) {
+    if (c.read_paused && Queued(c) <= config_.max_queue_bytes / 2) {
+      Resume(c);
+      continue;
+    }
     if (!c.has_output()) {
       if (c.close_after_flush) Destroy(c, "closed after the last write");
       return;
@@ -449,6 +516,7 @@ void Server::Flush(Conn& c) {
     }
     q.Consume(w->bytes, [&](uint64_t stamp) { w->stamps.push_back(stamp); });
     if (c.session) c.session->inflight_bytes += w->bytes;
+    c.inflight += w->bytes;
     c.writing = true;
     ++stats_.async_writes;
     w->req.data = w;
@@ -459,6 +527,7 @@ void Server::Flush(Conn& c) {
                         Server* self = conn->server;
                         conn->writing = false;
                         if (conn->session) conn->session->inflight_bytes -= wr->bytes;
+                        conn->inflight -= wr->bytes;
                         if (status == 0) {
                           self->stats_.bytes_written += wr->bytes;
                           uint64_t t = SteadyNs();
@@ -475,6 +544,7 @@ void Server::Flush(Conn& c) {
     if (rc != 0) {
       c.writing = false;
       if (c.session) c.session->inflight_bytes -= w->bytes;
+      c.inflight -= w->bytes;
       delete w;
       Destroy(c, uv_strerror(rc));
     }
@@ -512,7 +582,10 @@ void Server::OnConnTimer(Conn& c) {
     if (c.phase == Conn::Phase::kHttp) {
       // A connection that never completed a request is a slow handshake even when it
       // sent nothing at all; only a kept-alive connection between requests is idle.
-      if (c.parser.started() || !c.served) {
+      if (c.read_paused) {
+        ++stats_.stalled_drops;
+        Destroy(c, "responses not read in time");
+      } else if (c.parser.started() || !c.served) {
         ++stats_.handshake_timeouts;
         Destroy(c, "request not complete in time");
       } else {
@@ -586,6 +659,7 @@ void Server::Close(std::function<void()> done) {
       self->MaybeFinishClose();
     });
   }
+  uv_idle_stop(&idle_);
   hub_.CloseAll(close_code::kGoingAway, "server shutting down");
   std::vector<Conn*> all(conns_.begin(), conns_.end());
   for (Conn* c : all) {
@@ -604,12 +678,14 @@ void Server::Close(std::function<void()> done) {
 void Server::MaybeFinishClose() {
   if (!closing_ || !conns_.empty() || pending_closes_ > 0) return;
   if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&prepare_))) {
-    ++pending_closes_;
-    uv_close(reinterpret_cast<uv_handle_t*>(&prepare_), [](uv_handle_t* h) {
+    auto closed = [](uv_handle_t* h) {
       auto* self = static_cast<Server*>(h->data);
       --self->pending_closes_;
       self->MaybeFinishClose();
-    });
+    };
+    pending_closes_ += 2;
+    uv_close(reinterpret_cast<uv_handle_t*>(&prepare_), closed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&idle_), closed);
     return;
   }
   if (on_closed_) {

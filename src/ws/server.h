@@ -7,7 +7,8 @@
 // then uv_write for the rest; a connection never has two writes in flight.
 //
 // Limits (each counted in Stats when it trips): connection count, header bytes,
-// handshake time (slow-loris), HTTP idle time, message size, ping/pong liveness.
+// handshake time (slow-loris), HTTP idle time, message size, ping/pong liveness, and one
+// budget for all the bytes queued to a connection (a peer that does not read is not read).
 //
 // Ownership: owns every connection and handle; Close() must complete before the
 // destructor. Loop thread only.
@@ -38,6 +39,11 @@ struct ServerConfig {
   uint64_t close_timeout_ms = 5000;       // closing handshake, then the socket goes
   RequestLimits request_limits;
   size_t max_message = 65536;
+  // Every byte queued to one connection (HTTP responses, the 101, pongs, close frames,
+  // error replies, events, snapshots) counts against this (--max-queue-bytes). Over it,
+  // the connection is not read until its queue is down to half (TCP backpressure);
+  // events over it close a WebSocket with 1013 (the hub's rule).
+  size_t max_queue_bytes = 1048576;
   Keepalive::Config ping;
 };
 
@@ -59,6 +65,8 @@ struct ServerStats {
   uint64_t async_writes = 0;
   uint64_t open_http = 0;
   uint64_t open_ws = 0;
+  uint64_t read_pauses = 0;     // reading stopped: queued output over max_queue_bytes
+  uint64_t stalled_drops = 0;   // HTTP connections dropped: paused and not drained in time
   // Latency from an event entering the hub to its frame fully written to a socket.
   std::vector<uint64_t> latency_bounds_us{50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000};
   std::vector<uint64_t> latency_counts = std::vector<uint64_t>(14, 0);
@@ -110,6 +118,12 @@ class Server {
   void ArmTimer(Conn& c);
   void OnConnTimer(Conn& c);
   void Queue(Conn& c, std::string bytes);
+  size_t Queued(const Conn& c) const;
+  // Stops reading `c`; keeps `rest` (unparsed input) for Resume.
+  void Pause(Conn& c, std::string_view rest);
+  void Resume(Conn& c);
+  static void OnAlloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
+  static void OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
   void ObserveLatency(uint64_t us);
   void MaybeFinishClose();
 
@@ -119,6 +133,7 @@ class Server {
   HttpHandler handler_;
   uv_tcp_t listener_;
   uv_prepare_t prepare_;
+  uv_idle_t idle_;  // active while resume cursors have work ready: the loop does not sleep
   bool listening_ = false;
   bool closing_ = false;
   int pending_closes_ = 0;

@@ -49,3 +49,26 @@ TEST_CASE("foreign events (id 0) are kept in order but cannot be resumed from") 
   CHECK(Ids(*h.After(1)) == std::vector<int64_t>{0, 2});
   CHECK(h.last_id() == 2);
 }
+
+TEST_CASE("positions: a resume is found in O(1) and walked entry by entry, no copy") {
+  HistoryRing h(3);
+  for (int64_t id : {7, 8, 9, 10}) h.Push(P(id));  // 7 evicted
+  CHECK(h.begin() == 1);
+  CHECK(h.end() == 4);
+  CHECK_FALSE(h.PositionAfter(7));
+  REQUIRE(h.PositionAfter(8));
+  CHECK(*h.PositionAfter(8) == 2);
+  CHECK(*h.PositionAfter(10) == 4);  // nothing after the last
+  CHECK(h.At(0) == nullptr);
+  CHECK(h.At(4) == nullptr);
+  REQUIRE(h.At(2));
+  CHECK((*h.At(2))->event.id == 9);
+  // Capacity 0 keeps nothing but still counts positions.
+  HistoryRing none(0);
+  CHECK(*none.PositionAfter(0) == 0);
+  none.Push(P(1));
+  CHECK(none.end() == 1);
+  CHECK(none.At(0) == nullptr);
+  CHECK_FALSE(none.PositionAfter(0));
+  CHECK_FALSE(none.PositionAfter(1));
+}

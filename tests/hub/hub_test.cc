@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 #include <jwt.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <deque>
 #include <string>
@@ -499,4 +500,219 @@ TEST_CASE("hub: CloseAll closes every open session once") {
   f.hub->Remove(a.get());
   f.hub->Remove(b.get());
   CHECK(f.hub->sessions() == 0);
+}
+
+TEST_CASE("hub: subscriptions per connection are bounded; a refusal loses nothing") {
+  Hub::Config c;
+  c.max_subscriptions = 3;
+  Fixture f(c);
+  auto s = f.Open();
+  Drain(*s);
+  for (const char* id : {"a", "b", "c"}) {
+    f.hub->OnText(*s, std::string(R"({"op":"subscribe","id":")") + id + R"(","filter":{"job_id":")" + id + "\"}}");
+  }
+  CHECK(Drain(*s).size() == 3);
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"d"})");
+  auto msgs = Drain(*s);
+  REQUIRE(msgs.size() == 1);
+  CHECK(Has(msgs, R"("code":"bad_request")"));
+  CHECK(Has(msgs, "--max-subscriptions"));
+  CHECK(f.hub->stats().subscription_limit == 1);
+  CHECK(s->subscriptions() == 3);
+  CHECK(f.closes.empty());
+  // The three still work; replacing one at the limit is allowed.
+  Publish(*f.hub, 1, "a", "u", "running");
+  Publish(*f.hub, 2, "d", "u", "running");
+  CHECK(EventIds(Drain(*s)) == std::vector<int64_t>{1});
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"c","filter":{"job_id":"d"}})");
+  CHECK(Has(Drain(*s), R"("type":"subscribed")"));
+  f.hub->OnText(*s, R"({"op":"unsubscribe","id":"a"})");
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"e"})");
+  CHECK(Has(Drain(*s), R"({"type":"subscribed","id":"e")"));
+  f.hub->Remove(s.get());
+}
+
+TEST_CASE("hub: a filter over the limits is a bad_request, counted; the connection stays") {
+  Hub::Config c;
+  c.parse.max_filter_values = 2;
+  Fixture f(c);
+  auto s = f.Open();
+  Drain(*s);
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"x","filter":{"job_type":["a","b","c"]}})");
+  auto msgs = Drain(*s);
+  CHECK(Has(msgs, R"("code":"bad_request")"));
+  CHECK(Has(msgs, "--max-filter-values"));
+  CHECK(f.hub->stats().filter_limit == 1);
+  CHECK(f.hub->stats().bad_requests == 1);
+  CHECK(s->subscriptions() == 0);
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"x","filter":{"job_type":"t"}})");
+  Publish(*f.hub, 1, "a", "u", "running");
+  CHECK(EventIds(Drain(*s)) == std::vector<int64_t>{1});
+  CHECK(f.closes.empty());
+  f.hub->Remove(s.get());
+}
+
+namespace {
+// Runs loop passes until the cursors have no work ready; returns the passes run.
+int PumpAll(Hub& h, Session* drain = nullptr, std::vector<int64_t>* ids = nullptr) {
+  int passes = 0;
+  for (;;) {
+    bool more = h.Pump();
+    ++passes;
+    if (drain) {
+      auto got = EventIds(Drain(*drain));
+      if (ids) ids->insert(ids->end(), got.begin(), got.end());
+      if (!more && h.resuming_sessions() == 0) return passes;
+    } else if (!more) {
+      return passes;
+    }
+    REQUIRE(passes < 100000);
+  }
+}
+}  // namespace
+
+TEST_CASE("hub: since walks the history with a cursor: a bounded slice per message and per pass") {
+  Hub::Config c;
+  c.history = 10000;
+  c.resume_entries_per_pass = 500;
+  c.max_queue_bytes = 1 << 30;
+  Fixture f(c, false);
+  for (int64_t id = 1; id <= 3000; ++id) Publish(*f.hub, id, "j" + std::to_string(id % 7), "u", "running");
+  auto s = f.Open();
+  Drain(*s);
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"r","since":0})");
+  // The message itself walked one slice.
+  CHECK(f.hub->stats().resume_entries == Hub::kResumeEntriesPerMessage);
+  std::vector<int64_t> ids = EventIds(Drain(*s));
+  CHECK(ids.size() == Hub::kResumeEntriesPerMessage);
+  CHECK(f.hub->resuming_sessions() == 1);
+  // Each pass walks at most the pass budget.
+  uint64_t before = f.hub->stats().resume_entries;
+  CHECK(f.hub->Pump());
+  CHECK(f.hub->stats().resume_entries - before == 500);
+  auto got = EventIds(Drain(*s));
+  ids.insert(ids.end(), got.begin(), got.end());
+  PumpAll(*f.hub, s.get(), &ids);
+  std::vector<int64_t> want;
+  for (int64_t id = 1; id <= 3000; ++id) want.push_back(id);
+  CHECK(ids == want);
+  CHECK(f.hub->resuming_sessions() == 0);
+  CHECK(f.hub->stats().resume_deferred > 0);
+  // Then live.
+  Publish(*f.hub, 3001, "j", "u", "running");
+  CHECK(EventIds(Drain(*s)) == std::vector<int64_t>{3001});
+  f.hub->Remove(s.get());
+}
+
+TEST_CASE("hub: many resumes share one pass budget") {
+  Hub::Config c;
+  c.history = 10000;
+  c.resume_entries_per_pass = 1000;
+  c.max_queue_bytes = 1 << 30;
+  Fixture f(c, false);
+  for (int64_t id = 1; id <= 2000; ++id) Publish(*f.hub, id, "j", "u", "running");
+  std::vector<std::unique_ptr<Session>> ss;
+  for (int i = 0; i < 20; ++i) {
+    ss.push_back(f.Open());
+    f.hub->OnText(*ss.back(), R"({"op":"subscribe","since":0})");
+  }
+  // 20 subscribes in one pass: together no more than one pass budget (plus nothing).
+  CHECK(f.hub->stats().resume_entries <= 1000);
+  for (int pass = 0; pass < 5; ++pass) {
+    uint64_t before = f.hub->stats().resume_entries;
+    CHECK(f.hub->Pump());
+    CHECK(f.hub->stats().resume_entries - before <= 1000);
+  }
+  PumpAll(*f.hub);
+  for (auto& s : ss) {
+    CHECK(EventIds(Drain(*s)).size() == 2000);
+    f.hub->Remove(s.get());
+  }
+}
+
+TEST_CASE("hub: live events during a resume come after it, each once, in per-job order") {
+  Hub::Config c;
+  c.history = 10000;
+  c.resume_entries_per_pass = 100;
+  c.max_queue_bytes = 1 << 30;
+  Fixture f(c, false);
+  for (int64_t id = 1; id <= 1000; ++id) Publish(*f.hub, id, "j" + std::to_string(id % 3), "u", "running");
+  auto s = f.Open();
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"live","filter":{"job_id":"j1"}})");
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"old","since":500,"filter":{"job_id":"j1"}})");
+  std::vector<int64_t> ids = EventIds(Drain(*s));  // the message's own slice
+  // Live events on j1 arrive while the resume is handed out.
+  for (int64_t id = 1001; id <= 1030; ++id) {
+    Publish(*f.hub, id, "j1", "u", "running");
+    f.hub->Pump();
+    auto got = EventIds(Drain(*s));
+    ids.insert(ids.end(), got.begin(), got.end());
+  }
+  PumpAll(*f.hub, s.get(), &ids);
+  std::vector<int64_t> want;
+  for (int64_t id = 501; id <= 1000; ++id) if (id % 3 == 1) want.push_back(id);
+  for (int64_t id = 1001; id <= 1030; ++id) want.push_back(id);
+  CHECK(ids == want);
+  // A second resume while the first is handed out: the same events once more at most,
+  // never out of order for it, and the live ones once.
+  ids.clear();
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"a","since":500})");
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"b","since":700})");
+  CHECK(f.hub->resuming_sessions() == 1);
+  Publish(*f.hub, 1031, "j1", "u", "running");
+  auto got = EventIds(Drain(*s));
+  ids.insert(ids.end(), got.begin(), got.end());
+  CHECK(std::count(ids.begin(), ids.end(), 1031) == 0);  // held behind the resumes
+  PumpAll(*f.hub, s.get(), &ids);
+  Publish(*f.hub, 1032, "j2", "u", "running");
+  got = EventIds(Drain(*s));
+  ids.insert(ids.end(), got.begin(), got.end());
+  CHECK(std::count(ids.begin(), ids.end(), 1030) == 2);  // in both resumes
+  CHECK(std::count(ids.begin(), ids.end(), 1031) == 1);  // live: once
+  CHECK(std::count(ids.begin(), ids.end(), 1032) == 1);
+  CHECK(ids.size() == 530 + 330 + 2);
+  CHECK(ids[ids.size() - 3] == 1030);
+  CHECK(ids[ids.size() - 2] == 1031);
+  f.hub->Remove(s.get());
+}
+
+TEST_CASE("hub: a resume waits for queue room instead of closing; falling behind the history is a gap, then 1013") {
+  Hub::Config c;
+  c.history = 50;
+  c.max_queue_bytes = 2048;
+  Fixture f(c, false);
+  for (int64_t id = 1; id <= 40; ++id) Publish(*f.hub, id, "j", "u", "running");
+  auto s = f.Open();
+  Drain(*s);
+  f.hub->OnText(*s, R"({"op":"subscribe","since":0})");
+  CHECK(f.closes.empty());
+  CHECK(s->out().bytes() <= 2048);
+  auto first = EventIds(Drain(*s));
+  REQUIRE(!first.empty());
+  CHECK(first.size() < 40);
+  f.hub->Pump();
+  CHECK(f.closes.empty());
+  CHECK(s->out().bytes() <= 2048);
+  // It stops reading: the history moves on past what it still has to hand out.
+  for (int64_t id = 41; id <= 140; ++id) Publish(*f.hub, id, "j", "u", "running");
+  CHECK(s->out().bytes() <= 2048);
+  Drain(*s);
+  f.hub->Pump();
+  auto msgs = Drain(*s);
+  CHECK(Has(msgs, R"({"type":"gap","id":"default","after":0})"));
+  REQUIRE(f.closes.size() == 1);
+  CHECK(f.closes[0] == std::make_pair(s->id(), uint16_t{1013}));
+  CHECK(f.hub->stats().resume_behind == 1);
+  f.hub->Remove(s.get());
+  // One that reads gets everything, with no close.
+  Fixture g(c, false);
+  for (int64_t id = 1; id <= 40; ++id) Publish(*g.hub, id, "j", "u", "running");
+  auto t = g.Open();
+  Drain(*t);
+  g.hub->OnText(*t, R"({"op":"subscribe","since":0})");
+  std::vector<int64_t> ids = EventIds(Drain(*t));
+  PumpAll(*g.hub, t.get(), &ids);
+  CHECK(ids.size() == 40);
+  CHECK(g.closes.empty());
+  g.hub->Remove(t.get());
 }
