@@ -90,6 +90,9 @@ Options ParseOptions(int argc, const char* const* argv) {
                  "WebSocket ping interval; two unanswered pings close with 1002")
       ->capture_default_str()->check(CLI::Range(uint64_t{100}, uint64_t{3600000}));
   app.add_flag("--no-scheduler", o.no_scheduler, "this replica never ticks");
+  app.add_flag("--accept-unsigned-payloads", o.accept_unsigned_payloads,
+               "pass unsigned payloads on the channel (a user's own trigger) on as foreign "
+               "payloads; anyone who can connect to the database can then inject them");
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error, critical, off")
       ->envname("REACTOR_LOG_LEVEL")->capture_default_str()
       ->check(CLI::IsMember(std::vector<std::string>(std::begin(kLevels), std::end(kLevels))));

@@ -44,6 +44,9 @@ struct Options {
   uint64_t idle_timeout_ms = 60000;
   uint64_t ping_interval_ms = 25000;
   bool no_scheduler = false;
+  // Pass unsigned payloads on the channel on as foreign payloads instead of rejecting
+  // them (docs/security.md: anyone who can connect can then inject them).
+  bool accept_unsigned_payloads = false;
   std::string log_level = "info";
 
   // --replay

@@ -33,6 +33,8 @@ constexpr const char* kCatchUpSql =
 
 constexpr const char* kFetchSql = "SELECT payload::text FROM reactor.job_events WHERE id = $1";
 
+constexpr const char* kNotifyKeySql = "SELECT encode(key, 'hex') FROM reactor.notify_key WHERE id = 1";
+
 }  // namespace
 
 struct PgConnection::PollHandle {
@@ -145,7 +147,35 @@ void PgConnection::OnConnected() {
                                    }
                                    StartCatchUp(sequencer_.NextCatchUpMode());
                                  }, true});
+  queue_.insert(queue_.begin() + 1, NotifyKeyQuery());
   SendNext();
+}
+
+// The notifications' MAC key (migration 003, docs/security.md), read on every connection
+// after LISTEN and before the catch-up: the sequencer holds what arrives until that read
+// completes and verifies it with this key.
+PgConnection::PendingQuery PgConnection::NotifyKeyQuery() {
+  return PendingQuery{kNotifyKeySql, {}, [this](const pg_result* r, const std::string& err) {
+    // LISTEN's callback has begun the catch-up (queued behind this).
+    if (state_ != State::kListening && state_ != State::kCatchingUp) return;  // lost with the connection
+    if (!err.empty()) {
+      Fail("reading reactor.notify_key failed: " + err +
+           (err.find("does not exist") != std::string::npos ? " (run `reactor migrate`)"
+            : err.find("permission denied") != std::string::npos
+                ? " (GRANT SELECT ON reactor.notify_key to the reactor's role)" : ""));
+      return;
+    }
+    auto* res = const_cast<PGresult*>(r);
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+      Fail("reactor.notify_key has no row");
+      return;
+    }
+    if (Status s = sequencer_.SetNotifyKey(std::string_view(
+            PQgetvalue(res, 0, 0), static_cast<size_t>(PQgetlength(res, 0, 0))));
+        !s) {
+      Fail("reactor.notify_key: " + s.message());
+    }
+  }, true};
 }
 
 void PgConnection::StartCatchUp(DeliverySequencer::CatchUpMode mode) {

@@ -101,6 +101,7 @@ class PgConnection {
   void BeginConnect();
   void ContinueConnect();
   void OnConnected();
+  PendingQuery NotifyKeyQuery();  // reads reactor.notify_key into the sequencer
   void Fail(const std::string& reason);  // drop the connection, schedule a reconnect
   void Drop();                           // close socket watch + PGconn, forget the statement in flight
   void FailQueued(const std::string& why);  // every queued statement's callback, with `why`
