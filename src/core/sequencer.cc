@@ -106,9 +106,10 @@ void DeliverySequencer::Accept(std::string_view raw) {
   const bool is_signed = verdict == NotifyVerdict::kOk;
   if (!is_signed && !(verdict == NotifyVerdict::kUnsigned && accept_unsigned_)) {
     ++stats_.rejected[static_cast<size_t>(verdict)];
+    // For a log line: the start of what anyone may have sent, printable ASCII only.
     last_reject_ = NotifyVerdictName(verdict);
     last_reject_ += ": ";
-    last_reject_ += raw.substr(0, 80);
+    for (char c : raw.substr(0, 80)) last_reject_ += c >= 0x20 && c < 0x7f ? c : '?';
     if (raw.size() > 80) last_reject_ += "...";
     return;
   }

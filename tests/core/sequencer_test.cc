@@ -234,7 +234,9 @@ TEST_CASE("unsigned, forged and altered notifications are rejected: nothing deli
   CHECK(h.out.empty());
   CHECK(h.seq.last_delivered_id() == 0);
   CHECK(h.seq.seen_size() == 0);
-  CHECK_FALSE(h.seq.last_reject().empty());
+  CHECK(h.seq.last_reject().rfind("malformed: {\"mac\":", 0) == 0);
+  h.seq.OnNotification("line\nbreak\x01");
+  CHECK(h.seq.last_reject() == "unsigned: line?break?");
   // The real event with the id the forgeries claimed is delivered.
   h.Note(Payload(1, "a"), 101);
   CHECK(h.ids() == std::vector<int64_t>{1});
