@@ -90,6 +90,9 @@ Options ParseOptions(int argc, const char* const* argv) {
   app.add_option("--migrate-lock-timeout-ms", o.migrate_lock_timeout_ms,
                  "migrate: how long to wait for another migrate to finish")
       ->capture_default_str()->check(CLI::Range(uint64_t{0}, uint64_t{86400000}));
+  app.add_flag("--accept-unsigned-payloads", o.accept_unsigned_payloads,
+               "pass unsigned payloads on the channel (a user's own trigger) on as foreign "
+               "payloads; anyone who can connect to the database can then inject them");
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error, critical, off")
       ->envname("REACTOR_LOG_LEVEL")->capture_default_str()
       ->check(CLI::IsMember(std::vector<std::string>(std::begin(kLevels), std::end(kLevels))));

@@ -45,6 +45,9 @@ struct Options {
   uint64_t read_timeout_ms = 30000;
   // `reactor migrate`: how long to wait for another migrate's lock.
   uint64_t migrate_lock_timeout_ms = 60000;
+  // Pass unsigned payloads on the channel on as foreign payloads instead of rejecting
+  // them (docs/security.md: anyone who can connect can then inject them).
+  bool accept_unsigned_payloads = false;
   std::string log_level = "info";
 
   // --replay

@@ -31,7 +31,9 @@ class Daemon {
         options_(o),
         sequencer_([this](Event&& ev) { OnEvent(std::move(ev)); },
                    [this](int64_t id) { conn_->Fetch(id); }),
-        parse_log_(10000) {
+        parse_log_(10000),
+        reject_log_(10000) {
+    sequencer_.ConfigureNotifyAuth(o.channel, o.accept_unsigned_payloads);
     pg::ConnectionConfig cfg;
     cfg.conninfo = o.database_url;
     cfg.channel = o.channel;
@@ -139,6 +141,17 @@ class Daemon {
       }
       parse_errors_logged_ = errors;
     }
+    uint64_t rejected = 0;
+    for (uint64_t n : sequencer_.stats().rejected) rejected += n;
+    if (rejected != rejected_logged_) {
+      uint64_t suppressed = 0;
+      if (reject_log_.Allow(uv_now(loop_), &suppressed)) {
+        spdlog::warn("rejected a notification on channel {}: {} ({} rejected in all{})", options_.channel,
+                     sequencer_.last_reject(), rejected,
+                     suppressed ? ", " + std::to_string(suppressed) + " not logged" : "");
+      }
+      rejected_logged_ = rejected;
+    }
   }
 
   void Metrics(MetricsText& m) {
@@ -172,6 +185,17 @@ class Daemon {
     m.Counter("reactor_duplicates_dropped_total", "Events seen twice (notification and catch-up).", q.duplicates_dropped);
     m.Counter("reactor_truncated_fetches_total", "Oversize events completed from reactor.job_events.", q.fetches);
     m.Counter("reactor_payload_errors_total", "Payloads on the channel that were not a JSON object.", q.parse_errors);
+    for (NotifyVerdict v : {NotifyVerdict::kUnsigned, NotifyVerdict::kMalformed,
+                            NotifyVerdict::kBadSignature, NotifyVerdict::kNoKey}) {
+      m.Counter("reactor_payloads_rejected_total",
+                "Notifications on the channel dropped unverified (docs/security.md), by reason.",
+                q.rejected[static_cast<size_t>(v)], std::string("reason=\"") + NotifyVerdictName(v) + "\"");
+    }
+    m.Counter("reactor_stale_notifications_total",
+              "Signed notifications of a transaction older than the last read's horizon (already read, or replayed).",
+              q.stale_dropped);
+    m.Counter("reactor_unsigned_payloads_accepted_total",
+              "Unsigned payloads passed on as foreign (--accept-unsigned-payloads).", q.unsigned_accepted);
     m.Gauge("reactor_last_event_id", "Highest event id delivered.", static_cast<double>(sequencer_.last_delivered_id()));
     if (journal_) {
       const auto& j = journal_->stats();
@@ -239,6 +263,8 @@ class Daemon {
   bool stopping_ = false;
   RateLimiter parse_log_;
   uint64_t parse_errors_logged_ = 0;
+  RateLimiter reject_log_;
+  uint64_t rejected_logged_ = 0;
 };
 
 }  // namespace

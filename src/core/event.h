@@ -32,7 +32,8 @@ struct Event {
   bool foreign = false;      // no "source"/"kind": a user's own trigger
   // {"kind":"config",...} without an id: the SQL side says "scheduling inputs changed,
   // tick again" (docs/events.md). For the scheduler only; never journaled or fanned out.
-  bool is_doorbell() const { return kind == "config" && id == 0; }
+  // Only a signed one (an unsigned payload is always foreign, see DeliverySequencer).
+  bool is_doorbell() const { return kind == "config" && id == 0 && !foreign; }
 };
 
 // Parses payloads into Events, reusing its buffers across calls. Not thread-safe.

@@ -12,6 +12,12 @@
 // needs to hold ids with txid >= the current horizon (plus two generations of recent
 // ones whose notification may still be in flight).
 //
+// Notifications are trusted only when signed (core/notify_auth.h, docs/security.md): the
+// key comes from the connection (SetNotifyKey) before the catch-up read it pairs with, so
+// every notification held until then is verified on release. A signed event's txid
+// also rejects replays: an event whose transaction is older than the last read's horizon
+// was read already (docs/delivery.md, "Replays").
+//
 // Threading: single thread (the loop). Not copyable.
 #pragma once
 
@@ -20,11 +26,14 @@
 #include <deque>
 #include <functional>
 #include <optional>
+#include <array>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "core/event.h"
+#include "core/notify_auth.h"
+#include "core/status.h"
 
 namespace reactor {
 
@@ -48,6 +57,13 @@ class DeliverySequencer {
     uint64_t recovered = 0;   // delivered from a catch-up read rather than a notification
     uint64_t fetches = 0;     // truncated payloads completed from the table
     uint64_t parse_errors = 0;
+    // Signed, but its transaction is older than the last read's horizon and its id is
+    // no longer remembered: a read delivered it already (a late notification) or it is
+    // a replay, or it predates the stream.
+    uint64_t stale_dropped = 0;
+    // Notifications dropped before parsing, by NotifyVerdict (index kOk stays 0).
+    std::array<uint64_t, kNotifyVerdictCount> rejected{};
+    uint64_t unsigned_accepted = 0;  // --accept-unsigned-payloads: passed on as foreign
   };
 
   using DeliverFn = std::function<void(Event&&)>;
@@ -58,6 +74,14 @@ class DeliverySequencer {
   DeliverySequencer(DeliverFn deliver, FetchFn fetch, size_t prune_threshold = 16384);
   DeliverySequencer(const DeliverySequencer&) = delete;
   DeliverySequencer& operator=(const DeliverySequencer&) = delete;
+
+  // The channel the notifications come on (it is part of what is signed) and whether an
+  // unsigned payload is passed on (as a foreign payload: no id, never deduplicated,
+  // fetched or a doorbell) rather than rejected.
+  void ConfigureNotifyAuth(std::string channel, bool accept_unsigned);
+  // The key of reactor.notify_key, as 64 hex digits. REQUIRES: called before every
+  // catch-up read that follows a (re)connect (the connection reads it right after LISTEN).
+  Status SetNotifyKey(std::string_view hex) { return verifier_.SetKeyHex(hex); }
 
   // The connection is (re)listening: which catch-up to run now.
   CatchUpMode NextCatchUpMode() const { return started_ ? CatchUpMode::kReconnect : CatchUpMode::kInitial; }
@@ -82,7 +106,7 @@ class DeliverySequencer {
   // and the read's result may belong after events only that read will recover.
   void OnConnectionLost();
 
-  // A notification payload from the channel.
+  // A notification payload from the channel, as received (signed or not).
   void OnNotification(std::string_view payload);
 
   // At most this many events leave per call (OnNotification, OnCatchUpResult, Pump...);
@@ -106,19 +130,25 @@ class DeliverySequencer {
   const Stats& stats() const { return stats_; }
   // Why the last payload could not be parsed (for rate-limited logging by the caller).
   const std::string& last_parse_error() const { return last_parse_error_; }
+  // Why the last notification was rejected (likewise).
+  const std::string& last_reject() const { return last_reject_; }
 
  private:
   struct Item {
     Event event;
     bool awaiting_fetch = false;
   };
-  void Admit(Event&& ev);  // dedup + order; `ev` is known to be new
+  void Accept(std::string_view raw);   // verify, parse, admit
+  void Admit(Event&& ev, uint64_t txid);  // dedup + order a verified event
   void Enqueue(Event&& ev);
   void Drain();
 
   DeliverFn deliver_;
   FetchFn fetch_;
   EventParser parser_;
+  NotifyVerifier verifier_;
+  bool accept_unsigned_ = false;
+  std::string verified_;  // the verified payload (reused buffer)
   size_t base_prune_;
   size_t prune_at_;
   size_t max_per_drain_ = SIZE_MAX;
@@ -130,11 +160,12 @@ class DeliverySequencer {
   uint64_t generation_ = 0;
   std::optional<uint64_t> horizon_;
   std::unordered_map<int64_t, uint64_t> seen_;  // id -> keep at least until this generation
-  std::deque<Event> held_;                       // live events during a catch-up
+  std::deque<std::string> held_;                 // raw notifications during a catch-up
   std::deque<Item> out_;                         // ordered output; head may await a fetch
   int64_t last_id_ = 0;
   Stats stats_;
   std::string last_parse_error_;
+  std::string last_reject_;
 };
 
 }  // namespace reactor

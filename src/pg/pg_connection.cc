@@ -87,7 +87,11 @@ void PgConnection::OnSessionState(Session::State s, const std::string& reason) {
         }
         StartCatchUp(sequencer_.NextCatchUpMode());
       });
-      if (!st) session_.Reconnect("LISTEN not sent: " + st.message());
+      if (!st) {
+        session_.Reconnect("LISTEN not sent: " + st.message());
+        return;
+      }
+      ReadNotifyKey();
       return;
     }
     case Session::State::kBackoff:
@@ -101,6 +105,26 @@ void PgConnection::OnSessionState(Session::State s, const std::string& reason) {
     case Session::State::kIdle:
       return;
   }
+}
+
+// The notifications' MAC key (migration 003, docs/security.md), read on every connection
+// after LISTEN and before the catch-up: the sequencer holds what arrives until that read
+// completes and verifies it with this key.
+void PgConnection::ReadNotifyKey() {
+  auto st = queries::NotifyKey(session_, [this](Result<std::string> key) {
+    if (!key) {
+      if (!usable() && state_ != State::kListening) return;  // lost with the connection
+      const std::string& e = key.error();
+      session_.Reconnect("reading reactor.notify_key failed: " + e +
+                         (e.find("does not exist") != std::string::npos ? " (run `reactor migrate`)"
+                          : e.find("permission denied") != std::string::npos
+                              ? " (GRANT SELECT ON reactor.notify_key to the reactor's role)"
+                              : ""));
+      return;
+    }
+    if (Status s = sequencer_.SetNotifyKey(*key); !s) session_.Reconnect("reactor.notify_key: " + s.message());
+  });
+  if (!st) session_.Reconnect("reading reactor.notify_key: " + st.message());
 }
 
 void PgConnection::StartCatchUp(DeliverySequencer::CatchUpMode mode) {

@@ -78,6 +78,7 @@ class PgConnection : public SchedulerStore {
   void OnSessionState(Session::State s, const std::string& reason);
   void OnNotify(const char* channel, const char* payload);
   void OnInput();
+  void ReadNotifyKey();  // into the sequencer, before the catch-up
   void StartCatchUp(DeliverySequencer::CatchUpMode mode);
   void OnCatchUp(Result<CatchUpRows> rows, bool was_catching_up);
   bool usable() const { return state_ == State::kReady || state_ == State::kCatchingUp; }

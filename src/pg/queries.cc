@@ -19,6 +19,8 @@ constexpr const char* kCatchUpSql =
     "FROM reactor.job_events e LEFT JOIN unnest($2::bigint[]) AS s(id) ON s.id = e.id "
     "WHERE e.txid >= coalesce($1::xid8, pg_snapshot_xmin(pg_current_snapshot()))";
 
+constexpr const char* kNotifyKeySql = "SELECT encode(key, 'hex') FROM reactor.notify_key WHERE id = 1";
+
 constexpr const char* kFetchSql = "SELECT payload::text FROM reactor.job_events WHERE id = $1";
 
 // Every event committed after `since`: the transactions running when `since` was
@@ -140,6 +142,14 @@ std::string SelfCheckSql(const std::string& channel) {
     literal += c;
   }
   return "SELECT pg_notify(" + literal + "', 'check')";
+}
+
+Status NotifyKey(Session& s, Reply<std::string> cb) {
+  return Run<std::string>(s, kNotifyKeySql, {}, std::move(cb), [](const pg_result* r) -> Result<std::string> {
+    auto key = ReadText(r, 0, 0);
+    if (!key || PQntuples(r) != 1) return Status::Error("reactor.notify_key has no row");
+    return std::move(*key);
+  }, nullptr, /*urgent=*/true);
 }
 
 Status CatchUp(Session& s, const CatchUpRead& read, Reply<CatchUpRows> cb) {

@@ -23,6 +23,9 @@ Status Listen(Session& s, const std::vector<std::string>& channels, Reply<Done> 
 // The self-check that proves notifications still arrive: a NOTIFY to `channel`.
 std::string SelfCheckSql(const std::string& channel);
 
+// The notifications' MAC key (migration 003, docs/security.md) as hex.
+Status NotifyKey(Session& s, Reply<std::string> cb);
+
 Status CatchUp(Session& s, const CatchUpRead& read, Reply<CatchUpRows> cb);
 // The full payload of event `id`; nullopt when the row is gone.
 Status Fetch(Session& s, int64_t id, Reply<std::optional<std::string>> cb);

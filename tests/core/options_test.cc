@@ -47,11 +47,13 @@ TEST_CASE("ParseOptions: commands, defaults and usage errors") {
   CHECK(m.listen.port == 8080);
   CHECK(m.history == 100000);
   CHECK(m.max_queue_bytes == 1048576);
+  CHECK_FALSE(m.accept_unsigned_payloads);  // signed notifications only, by default
 
   auto s = Parse({"--database-url", "dbname=x", "--listen", "127.0.0.1:0", "--job-type", "a,b"});
   CHECK(s.command == reactor::Command::kServe);
   CHECK(s.listen.port == 0);
   CHECK(s.job_types == std::vector<std::string>{"a", "b"});
+  CHECK(Parse({"--database-url", "dbname=x", "--accept-unsigned-payloads"}).accept_unsigned_payloads);
 
   auto open = Parse({"serve", "--database-url", "dbname=x", "--listen", "0.0.0.0:9000"});
   CHECK(open.command == reactor::Command::kExit);

@@ -4,10 +4,13 @@
 #include <random>
 #include <set>
 
+#include "core/notify_auth.h"
 #include "core/sequencer.h"
 
 using reactor::DeliverySequencer;
 using reactor::Event;
+using reactor::NotifyVerdict;
+using reactor::SignNotification;
 using Mode = DeliverySequencer::CatchUpMode;
 using Row = DeliverySequencer::Row;
 
@@ -20,13 +23,27 @@ std::string Payload(int64_t id, const std::string& job, bool truncated = false) 
   return s + "}";
 }
 
+const std::string kKeyHex(64, '5');  // hex of 32 bytes 0x55
+const std::string kKeyBytes(32, '\x55');
+
+// A notification as reactor.sign_notification sends it.
+std::string Signed(const std::string& payload, uint64_t txid, const std::string& key = kKeyBytes,
+                   const std::string& channel = "job_status_changed") {
+  return SignNotification(key, channel, txid, payload);
+}
+
 struct Harness {
   std::vector<Event> out;
   std::vector<int64_t> fetches;
   DeliverySequencer seq;
-  explicit Harness(size_t prune = 16384)
+  explicit Harness(size_t prune = 16384, bool accept_unsigned = false)
       : seq([this](Event&& e) { out.push_back(std::move(e)); },
-            [this](int64_t id) { fetches.push_back(id); }, prune) {}
+            [this](int64_t id) { fetches.push_back(id); }, prune) {
+    seq.ConfigureNotifyAuth("job_status_changed", accept_unsigned);
+    REQUIRE(seq.SetNotifyKey(kKeyHex).ok());
+  }
+  void Note(const std::string& payload, uint64_t txid) { seq.OnNotification(Signed(payload, txid)); }
+  uint64_t rejected(NotifyVerdict v) const { return seq.stats().rejected[static_cast<size_t>(v)]; }
   std::vector<int64_t> ids() const {
     std::vector<int64_t> v;
     for (const auto& e : out) v.push_back(e.id);
@@ -43,10 +60,11 @@ struct Harness {
 TEST_CASE("live notifications flow in order; a repeated id is dropped") {
   Harness h;
   h.Start();
-  h.seq.OnNotification(Payload(1, "a"));
-  h.seq.OnNotification(Payload(2, "b"));
-  h.seq.OnNotification(Payload(2, "b"));
+  h.Note(Payload(1, "a"), 101);
+  h.Note(Payload(2, "b"), 102);
+  h.Note(Payload(2, "b"), 102);
   CHECK(h.ids() == std::vector<int64_t>{1, 2});
+  CHECK(h.out[0].json == Payload(1, "a"));  // the event JSON, without mac and txid
   CHECK(h.seq.stats().duplicates_dropped == 1);
   CHECK(h.seq.last_delivered_id() == 2);
 }
@@ -56,8 +74,8 @@ TEST_CASE("the first read marks the start of the stream without delivering histo
   CHECK(h.seq.NextCatchUpMode() == Mode::kInitial);
   auto p = h.seq.BeginCatchUp(Mode::kInitial);
   CHECK_FALSE(p.threshold.has_value());
-  h.seq.OnNotification(Payload(5, "a"));  // committed before the snapshot: history
-  h.seq.OnNotification(Payload(7, "b"));  // committed after it
+  h.Note(Payload(5, "a"), 60);  // committed before the snapshot: history
+  h.Note(Payload(7, "b"), 70);  // committed after it
   CHECK(h.out.empty());
   CHECK(h.seq.held_size() == 2);
   h.seq.OnCatchUpResult(50, {Row{5, 60, Payload(5, "a")}});
@@ -69,20 +87,20 @@ TEST_CASE("the first read marks the start of the stream without delivering histo
 TEST_CASE("after a reconnect, missed rows come first, then held live events, no repeats") {
   Harness h;
   h.Start(100);
-  h.seq.OnNotification(Payload(10, "a"));
+  h.Note(Payload(10, "a"), 101);
   // connection lost; events 11 (job a) and 12 (job b) commit meanwhile.
   auto p = h.seq.BeginCatchUp(h.seq.NextCatchUpMode());
   CHECK(p.threshold == 100u);
   CHECK(p.seen_ids == std::vector<int64_t>{10});
-  h.seq.OnNotification(Payload(12, "b"));  // arrives on the new LISTEN before the result
-  h.seq.OnNotification(Payload(13, "a"));
+  h.Note(Payload(12, "b"), 103);  // arrives on the new LISTEN before the result
+  h.Note(Payload(13, "a"), 106);
   CHECK(h.ids() == std::vector<int64_t>{10});
   h.seq.OnCatchUpResult(105, {Row{10, 101, std::nullopt}, Row{11, 102, Payload(11, "a")},
                               Row{12, 103, Payload(12, "b")}});
   CHECK(h.ids() == std::vector<int64_t>{10, 11, 12, 13});
   CHECK(h.seq.stats().recovered == 2);
   // 12's notification may also come late; still not repeated.
-  h.seq.OnNotification(Payload(11, "a"));
+  h.Note(Payload(11, "a"), 102);
   CHECK(h.ids().size() == 4);
 }
 
@@ -94,21 +112,28 @@ TEST_CASE("a recovered id survives one more read so its late notification is dro
   CHECK(h.ids() == std::vector<int64_t>{20});
   (void)h.seq.BeginCatchUp(Mode::kPrune);
   h.seq.OnCatchUpResult(200, {});
-  h.seq.OnNotification(Payload(20, "a"));
+  h.Note(Payload(20, "a"), 150);
   CHECK(h.ids() == std::vector<int64_t>{20});
+  CHECK(h.seq.stats().duplicates_dropped == 1);
   // Two reads later it is forgotten (it can no longer be returned by any read).
   (void)h.seq.BeginCatchUp(Mode::kPrune);
   h.seq.OnCatchUpResult(200, {});
   CHECK(h.seq.seen_size() == 0);
+  // Its notification once more (a replay by someone who LISTENed): the transaction is
+  // older than the horizon, so a read has delivered it.
+  h.Note(Payload(20, "a"), 150);
+  CHECK(h.ids() == std::vector<int64_t>{20});
+  CHECK(h.seq.stats().stale_dropped == 1);
 }
 
 TEST_CASE("a prune read keeps ids a later read could return; delivers rows not yet notified") {
   Harness h(2);
   h.Start(100);
-  for (int i = 1; i <= 3; ++i) h.seq.OnNotification(Payload(i, "j" + std::to_string(i)));
+  const uint64_t txids[] = {0, 110, 120, 140};
+  for (int i = 1; i <= 3; ++i) h.Note(Payload(i, "j" + std::to_string(i)), txids[i]);
   CHECK(h.seq.WantsPrune());
   (void)h.seq.BeginCatchUp(Mode::kPrune);
-  h.seq.OnNotification(Payload(4, "x"));  // admitted while in flight: delivered at once
+  h.Note(Payload(4, "x"), 150);  // admitted while in flight: delivered at once
   CHECK(h.ids() == std::vector<int64_t>{1, 2, 3, 4});
   // 1 and 2 are below the new horizon; 3 is not; 9 is unseen (notification on its way).
   h.seq.OnCatchUpResult(130, {Row{1, 110, std::nullopt}, Row{2, 120, std::nullopt},
@@ -117,8 +142,8 @@ TEST_CASE("a prune read keeps ids a later read could return; delivers rows not y
   // otherwise lose it.
   CHECK(h.ids() == std::vector<int64_t>{1, 2, 3, 4, 9});
   CHECK(h.seq.seen_size() == 3);  // 3, 4 and 9 (until its notification has had time)
-  h.seq.OnNotification(Payload(9, "z"));
-  h.seq.OnNotification(Payload(3, "j3"));
+  h.Note(Payload(9, "z"), 125);
+  h.Note(Payload(3, "j3"), 140);
   CHECK(h.ids() == std::vector<int64_t>{1, 2, 3, 4, 9});
 }
 
@@ -129,11 +154,11 @@ TEST_CASE("a large catch-up leaves in slices, in order, with live events behind 
   (void)h.seq.BeginCatchUp(Mode::kReconnect);
   std::vector<Row> rows;
   for (int64_t id = 1; id <= 7; ++id) rows.push_back(Row{id, 101, Payload(id, "j" + std::to_string(id % 2))});
-  h.seq.OnNotification(Payload(8, "j0"));  // held during the read
+  h.Note(Payload(8, "j0"), 106);  // held during the read
   h.seq.OnCatchUpResult(105, rows);
   CHECK(h.ids() == std::vector<int64_t>{1, 2, 3});
   CHECK(h.seq.backlog());
-  h.seq.OnNotification(Payload(9, "j1"));  // live, but behind the backlog
+  h.Note(Payload(9, "j1"), 107);  // live, but behind the backlog
   CHECK(h.ids() == std::vector<int64_t>{1, 2, 3, 4, 5, 6});
   h.seq.Pump();
   h.seq.Pump();
@@ -144,8 +169,8 @@ TEST_CASE("a large catch-up leaves in slices, in order, with live events behind 
 TEST_CASE("a truncated event holds the stream until its payload is fetched") {
   Harness h;
   h.Start();
-  h.seq.OnNotification(Payload(1, "a", true));
-  h.seq.OnNotification(Payload(2, "b"));
+  h.Note(Payload(1, "a", true), 101);
+  h.Note(Payload(2, "b"), 101);
   CHECK(h.out.empty());
   REQUIRE(h.fetches == std::vector<int64_t>{1});
   CHECK(h.seq.PendingFetches() == std::vector<int64_t>{1});
@@ -159,31 +184,133 @@ TEST_CASE("a truncated event holds the stream until its payload is fetched") {
 TEST_CASE("a truncated event whose row is gone is delivered as it came") {
   Harness h;
   h.Start();
-  h.seq.OnNotification(Payload(1, "a", true));
+  h.Note(Payload(1, "a", true), 101);
   h.seq.OnFetched(1, std::nullopt);
   REQUIRE(h.out.size() == 1);
   CHECK(h.out[0].truncated);
 }
 
-TEST_CASE("foreign objects pass without dedup; garbage is counted and dropped") {
-  Harness h;
+TEST_CASE("accepted unsigned objects pass as foreign, without dedup; garbage is counted and dropped") {
+  Harness h(16384, /*accept_unsigned=*/true);
   h.Start();
   h.seq.OnNotification(R"({"job_id":"q1","status":"processing"})");
   h.seq.OnNotification(R"({"job_id":"q1","status":"processing"})");
   h.seq.OnNotification("not json");
   h.seq.OnNotification("[1]");
+  h.seq.OnNotification(Signed("{not json", 101));  // signed but broken: a parse error too
   CHECK(h.out.size() == 2);
-  CHECK(h.seq.stats().parse_errors == 2);
+  CHECK(h.out[0].foreign);
+  CHECK(h.seq.stats().parse_errors == 3);
+  CHECK(h.seq.stats().unsigned_accepted == 2);
   CHECK_FALSE(h.seq.last_parse_error().empty());
+}
+
+TEST_CASE("unsigned, forged and altered notifications are rejected: nothing delivered, nothing suppressed") {
+  Harness h;
+  h.Start(100);
+  // What any role that can connect may send: the next id, for a user, and a huge id.
+  h.seq.OnNotification(Payload(1, "a"));
+  h.seq.OnNotification(R"({"id":9000000000000000000,"kind":"status","job_id":"x","source":"scheduled_jobs"})");
+  CHECK(h.rejected(NotifyVerdict::kUnsigned) == 2);
+  // Signed with another key, for another channel, or altered after signing.
+  h.seq.OnNotification(Signed(Payload(1, "a"), 101, std::string(32, '\x01')));
+  h.seq.OnNotification(Signed(Payload(1, "a"), 101, kKeyBytes, "other_channel"));
+  std::string altered = Signed(Payload(1, "a"), 101);
+  altered.replace(altered.find("\"a\""), 3, "\"b\"");
+  h.seq.OnNotification(altered);
+  std::string other_txid = Signed(Payload(1, "a"), 101);
+  other_txid.replace(other_txid.find("\"101\""), 5, "\"102\"");
+  h.seq.OnNotification(other_txid);
+  CHECK(h.rejected(NotifyVerdict::kBadSignature) == 4);
+  // Looks signed, is not well formed.
+  std::string good = Signed(Payload(1, "a"), 101);
+  for (std::string bad : {good.substr(0, 40), std::string(R"({"mac":"xyz","txid":"1",)") + "\"id\":1}",
+                          std::string(good).replace(good.find("\"101\""), 5, "\"0101\""),
+                          std::string(good).replace(good.find("\"101\""), 5, "\"\""),
+                          good.substr(0, good.find("\"101\"") + 6)}) {
+    h.seq.OnNotification(bad);
+  }
+  CHECK(h.rejected(NotifyVerdict::kMalformed) == 5);
+  CHECK(h.out.empty());
+  CHECK(h.seq.last_delivered_id() == 0);
+  CHECK(h.seq.seen_size() == 0);
+  CHECK(h.seq.last_reject().rfind("malformed: {\"mac\":", 0) == 0);
+  h.seq.OnNotification("line\nbreak\x01");
+  CHECK(h.seq.last_reject() == "unsigned: line?break?");
+  // The real event with the id the forgeries claimed is delivered.
+  h.Note(Payload(1, "a"), 101);
+  CHECK(h.ids() == std::vector<int64_t>{1});
+  CHECK(h.out[0].json == Payload(1, "a"));
+}
+
+TEST_CASE("accepted unsigned payloads never pass for events of the log") {
+  Harness h(16384, /*accept_unsigned=*/true);
+  h.Start(100);
+  h.seq.OnNotification(Payload(5, "a", true));  // claims id 5, truncated
+  h.seq.OnNotification(R"({"id":9000000000000000000,"kind":"status","job_id":"x","source":"scheduled_jobs","deadline":"2026-01-01T00:00:00Z"})");
+  h.seq.OnNotification(R"({"kind":"config","source":"scheduler_config"})");
+  REQUIRE(h.out.size() == 3);
+  for (const Event& e : h.out) {
+    CHECK(e.foreign);
+    CHECK(e.id == 0);
+    CHECK_FALSE(e.is_logged());
+    CHECK_FALSE(e.is_doorbell());
+    CHECK_FALSE(e.truncated);
+    CHECK(e.deadline.empty());
+  }
+  CHECK(h.out[0].json == Payload(5, "a", true));  // still passed on byte for byte
+  CHECK(h.fetches.empty());
+  CHECK(h.seq.last_delivered_id() == 0);
+  // The real event 5 is not taken for a duplicate.
+  h.Note(Payload(5, "a"), 101);
+  CHECK(h.out.size() == 4);
+  CHECK(h.out[3].id == 5);
+  CHECK(h.seq.last_delivered_id() == 5);
+  // A signed doorbell is one.
+  h.Note(R"({"kind":"config","source":"scheduler_config"})", 102);
+  REQUIRE(h.out.size() == 5);
+  CHECK(h.out[4].is_doorbell());
+}
+
+TEST_CASE("notifications held before the key is known are verified with it when the read completes") {
+  std::vector<Event> out;
+  DeliverySequencer seq([&](Event&& e) { out.push_back(std::move(e)); }, [](int64_t) {});
+  (void)seq.BeginCatchUp(seq.NextCatchUpMode());
+  seq.OnNotification(Signed(Payload(7, "a"), 70));
+  seq.OnNotification(Signed(Payload(8, "a"), 71, std::string(32, '\x01')));  // another key
+  CHECK(seq.held_size() == 2);
+  REQUIRE(seq.SetNotifyKey(kKeyHex).ok());
+  seq.OnCatchUpResult(50, {});
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].id == 7);
+  CHECK(seq.stats().rejected[static_cast<size_t>(NotifyVerdict::kBadSignature)] == 1);
+  // A bad key is refused and the one set stays.
+  CHECK_FALSE(seq.SetNotifyKey("not hex").ok());
+  CHECK_FALSE(seq.SetNotifyKey(std::string(64, 'A')).ok());
+  seq.OnNotification(Signed(Payload(9, "a"), 72));
+  CHECK(out.size() == 2);
+}
+
+TEST_CASE("without a key a signed notification is rejected as no_key") {
+  std::vector<Event> out;
+  DeliverySequencer seq([&](Event&& e) { out.push_back(std::move(e)); }, [](int64_t) {});
+  (void)seq.BeginCatchUp(seq.NextCatchUpMode());
+  seq.OnCatchUpResult(50, {});
+  seq.OnNotification(Signed(Payload(7, "a"), 70));
+  CHECK(out.empty());
+  CHECK(seq.stats().rejected[static_cast<size_t>(NotifyVerdict::kNoKey)] == 1);
 }
 
 // A model of PostgreSQL: transactions take ids when they write and commit later, in any
 // order across jobs (rows of one job are serialized by the row lock); a commit's
 // notification reaches the socket after a random delay but in commit order; a read's
 // result can overtake notifications of commits its snapshot already saw; connections
-// drop, losing whatever was on the wire. Every event must come out exactly once, and
-// per job in id (= commit) order.
-TEST_CASE("simulation: no loss, no repeat, per-job order, across drops and prunes") {
+// drop, losing whatever was on the wire. An adversary who can NOTIFY but has no key
+// replays real notifications it saw (at any later time, also after the reactor's
+// connection lost the original), and sends forged ones (unsigned, wrong key) claiming the
+// next id or a huge one. Every event must come out exactly once, per job in id (= commit)
+// order, and nothing else.
+TEST_CASE("simulation: no loss, no repeat, per-job order, across drops, prunes and replays") {
   for (uint32_t seed = 1; seed <= 60; ++seed) {
     CAPTURE(seed);
     std::mt19937 rng(seed);
@@ -196,6 +323,7 @@ TEST_CASE("simulation: no loss, no repeat, per-job order, across drops and prune
     uint64_t next_xid = 1000;
     int64_t next_id = 1;
 
+    std::vector<std::string> observed;   // real notifications the adversary has seen
     // The wire: notifications and read results, in arrival order.
     struct Msg {
       bool result;
@@ -255,6 +383,22 @@ TEST_CASE("simulation: no loss, no repeat, per-job order, across drops and prune
 
     start_read(Mode::kInitial);
     for (int step = 0; step < 3000; ++step) {
+      if (rng() % 100 < 8 && listening) {
+        // The adversary's NOTIFY commits now: after every real one it could have seen.
+        switch (rng() % 4) {
+          case 0:
+          case 1:
+            if (!observed.empty()) signalled.push_back(observed[rng() % observed.size()]);
+            break;
+          case 2:
+            signalled.push_back(Payload(next_id + static_cast<int64_t>(rng() % 2), "j0"));
+            signalled.push_back(Payload(9000000000000000000, "j1"));
+            break;
+          default:
+            signalled.push_back(Signed(Payload(next_id, "j2"), next_xid, std::string(32, '\x01')));
+            break;
+        }
+      }
       int action = static_cast<int>(rng() % 100);
       if (action < 25 && open.size() < 6) {
         std::string job = "j" + std::to_string(rng() % 5);
@@ -272,7 +416,9 @@ TEST_CASE("simulation: no loss, no repeat, per-job order, across drops and prune
         locked_jobs.erase(t.job);
         for (const auto& e : t.evs) {
           committed.push_back(e);
-          if (listening) signalled.push_back(Payload(e.id, e.job));
+          std::string note = Signed(Payload(e.id, e.job), e.txid);
+          observed.push_back(note);
+          if (listening) signalled.push_back(note);
         }
       } else if (action < 65 && !signalled.empty()) {
         wire.push_back(Msg{false, signalled.front(), 0, {}});
@@ -303,7 +449,7 @@ TEST_CASE("simulation: no loss, no repeat, per-job order, across drops and prune
       open.pop_back();
       for (const auto& e : t.evs) {
         committed.push_back(e);
-        if (listening) signalled.push_back(Payload(e.id, e.job));
+        if (listening) signalled.push_back(Signed(Payload(e.id, e.job), e.txid));
       }
     }
     if (!connected || read_due) {
@@ -321,6 +467,15 @@ TEST_CASE("simulation: no loss, no repeat, per-job order, across drops and prune
 
     std::map<int64_t, int> count;
     for (const auto& e : h.out) count[e.id]++;
+    std::set<int64_t> real;
+    for (const auto& e : committed) real.insert(e.id);
+    for (const auto& [id, n] : count) {
+      CAPTURE(id);
+      CHECK(real.count(id) == 1);  // no forged event
+    }
+    CHECK(h.seq.last_delivered_id() < next_id);
+    CHECK(h.seq.stats().rejected[static_cast<size_t>(NotifyVerdict::kUnsigned)] > 0);
+    CHECK(h.seq.stats().rejected[static_cast<size_t>(NotifyVerdict::kBadSignature)] > 0);
     for (size_t i = 0; i < committed.size(); ++i) {
       CAPTURE(committed[i].id);
       if (i >= stream_start) CHECK(count[committed[i].id] == 1);

@@ -1,5 +1,5 @@
 // Benchmarks (run by tools/bench; prints figures, asserts nothing about time).
-//  1. ingest: NOTIFY bursts -> reactor (parsed, sequenced, journaled) vs the floor, a raw
+//  1. ingest: NOTIFY bursts (signed) -> reactor (verified, parsed, sequenced, journaled) vs the floor, a raw
 //     libpq LISTEN client receiving the same notifications in the same run;
 //  2. catch-up: 100 000 events committed while the reactor is disconnected, recovered
 //     from reactor.job_events after the reconnect;
@@ -44,11 +44,13 @@ async function ingest() {
     const cpu0 = cpuNs(reactor.child.pid);
     const t0 = Date.now();
     for (let lo = round * N + 1; lo <= (round + 1) * N; lo += BATCH) {
-      await db.query(`SELECT count(pg_notify('job_status_changed', jsonb_build_object(
+      // Signed as the triggers sign (reactor.sign_notification; the bench is superuser).
+      await db.query(`SELECT count(pg_notify('job_status_changed', reactor.sign_notification('job_status_changed',
+          pg_current_xact_id(), jsonb_build_object(
           'id', g, 'kind', 'status', 'job_id', 'bench_' || (g % 1000), 'source', 'scheduled_jobs',
           'status', 'running', 'old_status', 'pending', 'user_id', 'u' || (g % 7), 'job_type', 'bench',
           'attempt', 1, 'progress', null, 'message', null, 'error', null,
-          'scheduled_for', '2026-11-21T06:00:00Z', 'at', clock_timestamp())::text))
+          'scheduled_for', '2026-11-21T06:00:00Z', 'at', clock_timestamp())::text)))
         FROM generate_series($1::bigint, $2::bigint) g`, [lo, lo + BATCH - 1]);
     }
     const f = await floor.done;

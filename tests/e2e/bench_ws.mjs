@@ -48,10 +48,11 @@ async function produce(db, rate, seconds) {
   for (let b = 0; b < batches; ++b) {
     const lo = nextId;
     nextId += perBatch;
-    await db.query(`SELECT count(pg_notify('job_status_changed', json_build_object(
+    await db.query(`SELECT count(pg_notify('job_status_changed', reactor.sign_notification('job_status_changed',
+        pg_current_xact_id(), json_build_object(
         'id', g, 'kind', 'status', 'job_id', 'b' || (g % 1000), 'source', 'bench', 'status', 'running',
         'user_id', 'u1', 'job_type', 'bench',
-        't_us', (extract(epoch from clock_timestamp()) * 1e6)::bigint)::text))
+        't_us', (extract(epoch from clock_timestamp()) * 1e6)::bigint)::text)))
       FROM generate_series($1::bigint, $2::bigint) g`, [lo, lo + perBatch - 1]);
     const due = t0 + (b + 1) * 10;
     const wait = due - performance.now();

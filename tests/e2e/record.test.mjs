@@ -2,15 +2,18 @@
 // order, a rename + SIGHUP rotates it, and `--replay` gives back the delivered bytes.
 //
 // The database is a stand-in holding only what the reactor reads (reactor.job_events:
-// id, txid, payload), so this test covers the journal whatever the migrations contain.
+// id, txid, payload; reactor.notify_key), so this test covers the journal whatever the
+// migrations contain. Its notifications are signed here, as docs/events.md specifies.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import { createHmac, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import pg from 'pg';
 import { BIN, dbUrl, connect, startReactor, readJournal, eventually, tempDir } from './lib.mjs';
 
+const KEY = randomBytes(32);
 let dbCounter = 0;
 async function standInDatabase() {
   const name = `e2e_record_${process.pid}_${++dbCounter}`;
@@ -23,7 +26,9 @@ async function standInDatabase() {
   const c = await connect(url);
   await c.query(`CREATE SCHEMA reactor;
     CREATE TABLE reactor.job_events (id bigserial PRIMARY KEY,
-      txid xid8 NOT NULL DEFAULT pg_current_xact_id(), payload jsonb NOT NULL)`);
+      txid xid8 NOT NULL DEFAULT pg_current_xact_id(), payload jsonb NOT NULL);
+    CREATE TABLE reactor.notify_key (id integer PRIMARY KEY, key bytea NOT NULL)`);
+  await c.query(`INSERT INTO reactor.notify_key VALUES (1, $1)`, [KEY]);
   return { url, c };
 }
 
@@ -31,10 +36,12 @@ async function standInDatabase() {
 async function emit(c, id, extra = {}) {
   await c.query('BEGIN');
   const r = await c.query(
-    `INSERT INTO reactor.job_events (id, payload) VALUES ($1, $2::jsonb) RETURNING payload::text AS p`,
+    `INSERT INTO reactor.job_events (id, payload) VALUES ($1, $2::jsonb) RETURNING payload::text AS p, txid::text AS txid`,
     [id, JSON.stringify({ id, kind: 'status', job_id: `job_${id}`, source: 'scheduled_jobs',
       status: 'running', user_id: 'u1', job_type: 'sync', ...extra })]);
-  await c.query(`SELECT pg_notify('job_status_changed', $1)`, [r.rows[0].p]);
+  const { p, txid } = r.rows[0];
+  const mac = createHmac('sha256', KEY).update(`job_status_changed:${txid}:${p}`, 'utf8').digest('hex');
+  await c.query(`SELECT pg_notify('job_status_changed', $1)`, [`{"mac":"${mac}","txid":"${txid}",${p.slice(1)}`]);
   await c.query('COMMIT');
   return r.rows[0].p;
 }

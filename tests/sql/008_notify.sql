@@ -2,7 +2,7 @@
 -- session commits, then its notifications are read with dblink_get_notify. Also the
 -- truncated form above 7900 bytes, the channel setting, and what a reader of the log
 -- needs to tell "not yet committed" from "never".
-SELECT plan(35);
+SELECT plan(37);
 
 CREATE EXTENSION IF NOT EXISTS dblink;
 SELECT format('host=%s port=%s dbname=%s user=%s',
@@ -13,7 +13,12 @@ SELECT dblink_exec('listener', 'LISTEN job_status_changed') \gset
 SELECT dblink_exec('listener', 'LISTEN other_channel') \gset
 SELECT dblink_exec('listener', 'LISTEN db_channel') \gset
 
-CREATE TABLE notes (n serial PRIMARY KEY, channel text, payload text);
+-- `raw` is the notification as sent, signed (migration 003); `payload` the event JSON in
+-- it, the mac and txid fields taken out.
+CREATE TABLE notes (n serial PRIMARY KEY, channel text, payload text, raw text);
+CREATE FUNCTION unsigned_text(note text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT regexp_replace(note, '^\{"mac":"[0-9a-f]{64}","txid":"[0-9]+",', '{')
+$$;
 -- Moves the listener's notifications into `notes` until there are `want` in all, or two
 -- seconds pass with none arriving (delivery to the listener is asynchronous).
 CREATE FUNCTION collect(want integer) RETURNS integer LANGUAGE plpgsql AS $$
@@ -23,7 +28,8 @@ DECLARE
   fresh integer;
 BEGIN
   LOOP
-    INSERT INTO notes (channel, payload) SELECT notify_name, extra FROM dblink_get_notify('listener');
+    INSERT INTO notes (channel, payload, raw)
+      SELECT notify_name, unsigned_text(extra), extra FROM dblink_get_notify('listener');
     GET DIAGNOSTICS fresh = ROW_COUNT;
     IF fresh > 0 THEN
       idle_until := clock_timestamp() + interval '2 seconds';
@@ -84,7 +90,8 @@ ROLLBACK;
 SELECT is(collect(1), 0, 'a rolled back insert sends nothing');
 SELECT is((SELECT count(*)::integer FROM reactor.job_events), :events_before, 'and logs nothing');
 
--- Above 7900 bytes: the truncated form; the log keeps the full event
+-- A signed notification (migration 003) over 7900 bytes: the truncated form, signed; the
+-- log keeps the full event
 INSERT INTO reactor.scheduled_jobs (id, job_type) VALUES ('big', 't');
 SELECT reactor.start_job('big') AS big_exec \gset
 SELECT reactor.complete_job('big', :big_exec, jsonb_build_object('blob', repeat('x', 9000))) \gset
@@ -96,7 +103,7 @@ SELECT is((SELECT payload FROM notes ORDER BY n DESC LIMIT 1),
           'the oversized event is notified as {id, kind, job_id, status, truncated: true}');
 SELECT is((SELECT payload -> 'result' ->> 'blob' FROM reactor.job_events WHERE job_id = 'big' ORDER BY id DESC LIMIT 1),
           repeat('x', 9000), 'the logged event keeps the full result');
-SELECT ok((SELECT octet_length(payload) < 200 FROM notes ORDER BY n DESC LIMIT 1), 'the truncated notification is small');
+SELECT ok((SELECT octet_length(raw) < 300 FROM notes ORDER BY n DESC LIMIT 1), 'the truncated notification is small');
 TRUNCATE notes;
 
 -- Bytes, not characters: 4000 two-byte characters are 8000 bytes
@@ -108,7 +115,8 @@ SELECT is((SELECT payload::jsonb ->> 'truncated' FROM notes ORDER BY n DESC LIMI
           'a payload of fewer than 7900 characters but more than 7900 bytes is truncated');
 TRUNCATE notes;
 
--- The boundary: payloads of 7880 to 7920 bytes; truncated exactly when above 7900
+-- The boundary: signed notifications of 7880 to 7920 bytes; truncated exactly when above
+-- 7900. The signature adds 83 bytes and the txid's digits to the event JSON.
 INSERT INTO reactor.scheduled_jobs (id, job_type) VALUES ('edge', 't');
 SELECT reactor.start_job('edge') AS edge_exec \gset
 UPDATE reactor.scheduled_jobs SET result = to_jsonb(''::text) WHERE id = 'edge';
@@ -118,9 +126,9 @@ BEGIN;
 DO $$
 DECLARE
   k integer;
-  base integer := current_setting('test.base_len')::integer;
+  base integer := current_setting('test.base_len')::integer + 83 + octet_length(pg_current_xact_id()::text);
 BEGIN
-  -- Each update of the result is a progress event of about base + k bytes.
+  -- Each update of the result is a progress event whose signed form is about base + k bytes.
   FOR k IN (7880 - base) .. (7920 - base) LOOP
     UPDATE reactor.scheduled_jobs SET result = to_jsonb(repeat('y', k)) WHERE id = 'edge';
   END LOOP;
@@ -129,18 +137,21 @@ $$;
 COMMIT;
 SELECT is(collect(44), 44, 'start, result "", and 41 more progress notifications');
 CREATE TEMP VIEW edge AS
-  SELECT e.id, octet_length(e.payload::text) AS len, n.payload AS note
+  SELECT e.id, octet_length(e.payload::text) + 83 + octet_length(e.txid::text) AS len, n.payload AS note, n.raw
     FROM reactor.job_events e JOIN notes n ON (n.payload::jsonb ->> 'id')::bigint = e.id
    WHERE e.job_id = 'edge' AND e.kind = 'progress' AND e.payload -> 'result' <> '""'::jsonb;
 SELECT is((SELECT count(*)::integer FROM edge), 41, '41 boundary events matched to their notifications');
 SELECT is((SELECT count(*)::integer FROM edge WHERE (note::jsonb ? 'truncated') <> (len > 7900)), 0,
-          'every one is truncated if and only if its payload is above 7900 bytes');
+          'every one is truncated if and only if its signed form is above 7900 bytes');
 SELECT is((SELECT count(*)::integer FROM edge WHERE len <= 7900 AND note <> (SELECT payload::text FROM reactor.job_events WHERE id = edge.id)), 0,
           'the ones at or below 7900 bytes are sent whole');
+SELECT is((SELECT count(*)::integer FROM edge WHERE len <= 7900 AND octet_length(raw) <> len), 0,
+          'and those are exactly as long as computed (event + 83 + txid digits)');
 SELECT ok(EXISTS (SELECT 1 FROM edge WHERE len = 7900 AND NOT note::jsonb ? 'truncated'),
-          'a payload of exactly 7900 bytes is sent whole');
+          'a signed notification of exactly 7900 bytes is sent whole');
 SELECT ok(EXISTS (SELECT 1 FROM edge WHERE len = 7901 AND note::jsonb ? 'truncated'),
-          'a payload of 7901 bytes is truncated');
+          'one of 7901 bytes is truncated');
+SELECT is((SELECT max(octet_length(raw)) FROM notes) <= 7900, true, 'no notification is over 7900 bytes');
 TRUNCATE notes;
 
 -- The channel: the session setting reactor.channel ...

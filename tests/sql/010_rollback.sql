@@ -1,11 +1,13 @@
--- The rollbacks applied with psql, newest first: 002_tick.down.sql removes 002's objects
+-- The rollbacks applied with psql, newest first: 003_notify_mac.down.sql makes the
+-- notifications unsigned again and drops the key; 002_tick.down.sql removes 002's objects
 -- and leaves 001 working; 001_schema.down.sql removes every object of 001 (also the
 -- triggers on attached user tables, not the tables), refuses while 002 is applied; both
 -- forget their migration and can run twice; the real `reactor migrate` then applies
--- both again. Paths are relative to the repository root, where tools/test runs pg_prove.
-SELECT plan(34);
+-- them again. Paths are relative to the repository root, where tools/test runs pg_prove.
+SELECT plan(48);
 \set down1_sql `cat sql/migrations/001_schema.down.sql`
 \set down2_sql `cat sql/migrations/002_tick.down.sql`
+\set down3_sql `cat sql/migrations/003_notify_mac.down.sql`
 
 CREATE TABLE public.user_jobs (id integer PRIMARY KEY, status text);
 SELECT reactor.attach('public.user_jobs') \gset
@@ -13,12 +15,38 @@ INSERT INTO public.user_jobs VALUES (1, 'new');
 INSERT INTO reactor.scheduled_jobs (id, job_type, scheduled_for) VALUES ('doomed', 't', now() - interval '1 minute');
 SELECT reactor.tick() \gset
 SELECT results_eq($$SELECT version, name FROM reactor.schema_migrations ORDER BY version$$,
-                  $$VALUES (1, '001_schema.sql'), (2, '002_tick.sql')$$, 'before: 001 and 002 are recorded');
+                  $$VALUES (1, '001_schema.sql'), (2, '002_tick.sql'), (3, '003_notify_mac.sql')$$,
+                  'before: 001, 002 and 003 are recorded');
 
--- 001 cannot go first
-SELECT throws_ok(:'down1_sql', '2BP01', 'roll back the later migrations first: 002_tick.sql',
-                 'the rollback of 001 refuses while 002 is applied');
+-- 001 and 002 cannot go first
+SELECT throws_ok(:'down1_sql', '2BP01', 'roll back the later migrations first: 003_notify_mac.sql, 002_tick.sql',
+                 'the rollback of 001 refuses while 002 and 003 are applied');
+SELECT throws_ok(:'down2_sql', '2BP01', 'roll back the later migrations first: 003_notify_mac.sql',
+                 'the rollback of 002 refuses while 003 is applied');
 SELECT has_function('reactor', 'tick', ARRAY[]::text[], 'and leaves everything in place');
+SELECT has_table('reactor', 'notify_key', 'the key too');
+
+-- 003
+SELECT ok(pg_get_functiondef('reactor.emit_event'::regproc) ~ 'sign_notification'
+          AND pg_get_functiondef('reactor.notify_config'::regproc) ~ 'sign_notification',
+          'before: emit_event and notify_config sign');
+\ir ../../sql/migrations/003_notify_mac.down.sql
+SELECT hasnt_table('reactor', 'notify_key', 'the rollback of 003 drops reactor.notify_key');
+SELECT is((SELECT count(*)::integer FROM pg_proc WHERE pronamespace = 'reactor'::regnamespace
+             AND proname IN ('sign_notification', 'new_notify_key', 'hmac_pad', 'hmac_sha256', 'notify_key_pads')), 0,
+          'and its functions');
+SELECT ok(pg_get_functiondef('reactor.emit_event'::regproc) !~ 'sign_notification'
+          AND pg_get_functiondef('reactor.emit_event'::regproc) ~ 'PERFORM pg_notify\(coalesce',
+          'emit_event is 001''s again');
+SELECT ok(pg_get_functiondef('reactor.notify_config'::regproc) !~ 'sign_notification',
+          'notify_config is 002''s again');
+SELECT results_eq($$SELECT version FROM reactor.schema_migrations ORDER BY version$$, $$VALUES (1), (2)$$,
+                  '003 is forgotten, 001 and 002 are not');
+INSERT INTO public.user_jobs VALUES (2, 'new');
+SELECT is((SELECT count(*)::integer FROM reactor.job_events WHERE job_id = '2'), 1, 'events are still written without 003');
+SET client_min_messages = warning;
+SELECT lives_ok(:'down3_sql', 'running the rollback of 003 a second time is harmless');
+RESET client_min_messages;
 
 -- 002
 \ir ../../sql/migrations/002_tick.down.sql
@@ -50,10 +78,15 @@ SELECT set_eq($$SELECT typname::text FROM pg_type WHERE typnamespace = 'reactor'
               'no type of 001 is left');
 SELECT has_schema('reactor', 'schema reactor stays (it belongs to reactor migrate)');
 SELECT is((SELECT count(*)::integer FROM reactor.schema_migrations), 0,
-          'reactor.schema_migrations no longer records 001 or 002');
+          'reactor.schema_migrations no longer records 001, 002 or 003');
+SET client_min_messages = warning;
+SELECT lives_ok(:'down3_sql', 'the rollback of 003 after 001''s is harmless too (restores nothing)');
+RESET client_min_messages;
+SELECT is((SELECT count(*)::integer FROM pg_proc WHERE pronamespace = 'reactor'::regnamespace), 0,
+          'still no function in schema reactor');
 SELECT is((SELECT count(*)::integer FROM pg_trigger WHERE tgrelid = 'public.user_jobs'::regclass AND NOT tgisinternal), 0,
           'the event triggers on the attached user table are gone');
-SELECT results_eq($$SELECT id, status FROM public.user_jobs$$, $$VALUES (1, 'new')$$,
+SELECT results_eq($$SELECT id, status FROM public.user_jobs ORDER BY id$$, $$VALUES (1, 'new'), (2, 'new')$$,
                   'the user table itself and its rows stay');
 SELECT lives_ok($$UPDATE public.user_jobs SET status = 'done'$$, 'and it can be written without the reactor');
 SET client_min_messages = warning;
@@ -63,12 +96,14 @@ RESET client_min_messages;
 -- Apply both again with the real migrate command
 \set migrate_out `build/src/reactor migrate --database-url "host=:HOST port=:PORT dbname=:DBNAME user=:USER" 2>&1; echo "exit=$?"`
 SELECT ok(:'migrate_out' ~ 'exit=0$', 'reactor migrate exits 0 after the rollbacks');
-SELECT ok(:'migrate_out' ~ 'applied migration 001_schema.sql' AND :'migrate_out' ~ 'applied migration 002_tick.sql',
-          'and says it applied 001_schema.sql and 002_tick.sql');
+SELECT ok(:'migrate_out' ~ 'applied migration 001_schema.sql' AND :'migrate_out' ~ 'applied migration 002_tick.sql'
+          AND :'migrate_out' ~ 'applied migration 003_notify_mac.sql',
+          'and says it applied 001_schema.sql, 002_tick.sql and 003_notify_mac.sql');
 SELECT has_table('reactor', t, 'reactor.' || t || ' is back')
-  FROM unnest(ARRAY['scheduled_jobs', 'due_announcements']) AS t;
+  FROM unnest(ARRAY['scheduled_jobs', 'due_announcements', 'notify_key']) AS t;
 SELECT results_eq($$SELECT version, name FROM reactor.schema_migrations ORDER BY version$$,
-                  $$VALUES (1, '001_schema.sql'), (2, '002_tick.sql')$$, 'both are recorded again');
+                  $$VALUES (1, '001_schema.sql'), (2, '002_tick.sql'), (3, '003_notify_mac.sql')$$, 'all three are recorded again');
+SELECT ok(pg_get_functiondef('reactor.emit_event'::regproc) ~ 'sign_notification', 'and events are signed again');
 SELECT results_eq($$SELECT tbl::text FROM reactor.watched_tables$$, $$VALUES ('reactor.scheduled_jobs')$$,
                   'scheduled_jobs is watched again; the user table must be attached anew');
 

@@ -10,7 +10,12 @@ SELECT format('host=%s port=%s dbname=%s user=%s',
 SELECT dblink_connect('listener', :'conninfo') \gset
 SELECT dblink_exec('listener', 'LISTEN job_status_changed') \gset
 
-CREATE TABLE notes (n serial PRIMARY KEY, channel text, payload text);
+-- `raw` is the notification as sent, signed (migration 003); `payload` the event JSON in
+-- it, the mac and txid fields taken out.
+CREATE TABLE notes (n serial PRIMARY KEY, channel text, payload text, raw text);
+CREATE FUNCTION unsigned_text(note text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT regexp_replace(note, '^\{"mac":"[0-9a-f]{64}","txid":"[0-9]+",', '{')
+$$;
 CREATE FUNCTION collect(want integer) RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
   got integer;
@@ -18,7 +23,8 @@ DECLARE
   fresh integer;
 BEGIN
   LOOP
-    INSERT INTO notes (channel, payload) SELECT notify_name, extra FROM dblink_get_notify('listener');
+    INSERT INTO notes (channel, payload, raw)
+      SELECT notify_name, unsigned_text(extra), extra FROM dblink_get_notify('listener');
     GET DIAGNOSTICS fresh = ROW_COUNT;
     IF fresh > 0 THEN
       idle_until := clock_timestamp() + interval '2 seconds';
