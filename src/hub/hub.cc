@@ -136,6 +136,20 @@ void Hub::Route(Session& s, const PublishedRef& p, const FrameRef& frame, uint64
   Send(s, frame, true, p->received_ns);
 }
 
+void Hub::OnShortcut(Session& s, const std::vector<std::pair<std::string, std::string>>& query) {
+  if (s.closing_) return;
+  bool over_limit = false;
+  auto m = ParseShortcut(query, config_.parse, &over_limit);
+  if (!m) return;
+  if (!*m) {
+    ++stats_.bad_requests;
+    if (over_limit) ++stats_.filter_limit;
+    SendControl(s, ErrorMessage("bad_request", m->error()));
+    return;
+  }
+  Subscribe(s, std::move(m->value()));
+}
+
 void Hub::OnText(Session& s, std::string_view text) {
   if (s.closing_) return;
   bool over_limit = false;

@@ -147,6 +147,8 @@ class Hub {
   void OnText(Session& s, std::string_view text);
   // The query-string shortcut and the `subscribe` op.
   void Subscribe(Session& s, ClientMessage m);
+  // The query shortcut of the upgrade request (see ParseShortcut); nothing when it has none.
+  void OnShortcut(Session& s, const std::vector<std::pair<std::string, std::string>>& query);
   // Closes the session with 1008 when its token has expired at `now_s`.
   void CheckExpiry(Session& s, int64_t now_s);
   // Server shutdown: a close frame to everyone.

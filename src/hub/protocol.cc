@@ -2,6 +2,8 @@
 
 #include <simdjson.h>
 
+#include <charconv>
+
 namespace reactor::hub {
 namespace {
 
@@ -174,6 +176,56 @@ Result<ClientMessage> ParseClientMessage(std::string_view text, const ParseLimit
   }
   if (m.id.size() > 256) return Bad("subscription id too long");
   return m;
+}
+
+std::optional<Result<ClientMessage>> ParseShortcut(
+    const std::vector<std::pair<std::string, std::string>>& query, const ParseLimits& limits, bool* over_limit) {
+  if (over_limit) *over_limit = false;
+  ClientMessage m;
+  m.op = ClientMessage::Op::kSubscribe;
+  m.id = "default";
+  FilterBudget budget{limits, over_limit};
+  bool any = false;
+  auto split = [&](const char* key, const std::string& v, std::vector<std::string>& out) -> Status {
+    size_t start = 0;
+    while (start <= v.size()) {
+      size_t comma = v.find(',', start);
+      if (comma == std::string::npos) comma = v.size();
+      if (comma > start) {
+        if (Status st = budget.Take(key, out.size() + 1, comma - start); !st) return st;
+        out.push_back(v.substr(start, comma - start));
+      }
+      start = comma + 1;
+    }
+    return Status::Ok();
+  };
+  for (const auto& [k, v] : query) {
+    Status st;
+    if (k == "job_id" || k == "user_id") {
+      st = budget.Take(k.c_str(), 1, v.size());
+      (k == "job_id" ? m.filter.job_id : m.filter.user_id) = v;
+    } else if (k == "job_type") {
+      st = split("job_type", v, m.filter.job_types);
+    } else if (k == "status") {
+      st = split("status", v, m.filter.statuses);
+    } else if (k == "since") {
+      int64_t since = 0;
+      auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), since);
+      if (v.empty() || ec != std::errc() || ptr != v.data() + v.size() || since < 0) {
+        st = Bad("since must be a non-negative integer");
+      } else {
+        m.since = since;
+      }
+    } else if (k == "snapshot") {
+      m.snapshot = v == "true" || v == "1";
+    } else {
+      continue;  // access_token and anything else is not the shortcut's
+    }
+    any = true;
+    if (!st) return Result<ClientMessage>(st);
+  }
+  if (!any) return std::nullopt;
+  return Result<ClientMessage>(std::move(m));
 }
 
 std::string JsonString(std::string_view s) {

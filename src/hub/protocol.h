@@ -7,6 +7,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "core/filter.h"
 #include "core/status.h"
@@ -34,6 +36,13 @@ struct ParseLimits {
 // `over_limit`, when given, is then set to true.
 Result<ClientMessage> ParseClientMessage(std::string_view text, const ParseLimits& limits = {},
                                          bool* over_limit = nullptr);
+
+// The query shortcut of a WebSocket upgrade (/ws?job_id=…&user_id=…&job_type=a,b&status=…
+// &since=ID&snapshot=true) as the `subscribe` of a subscription named "default", under the
+// same limits as the message; nullopt when the query names none of those keys.
+std::optional<Result<ClientMessage>> ParseShortcut(
+    const std::vector<std::pair<std::string, std::string>>& query, const ParseLimits& limits = {},
+    bool* over_limit = nullptr);
 
 // JSON string literal (quotes included) with the escapes JSON requires.
 std::string JsonString(std::string_view s);

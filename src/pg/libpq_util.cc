@@ -28,7 +28,7 @@ std::string OneLine(const char* message) {
 }
 
 void LogNotices(pg_conn* conn, const char* prefix) {
-  // The prefix is a string literal in every caller: it outlives the connection.
+  // REQUIRES: `prefix` outlives the connection (libpq keeps the pointer).
   PQsetNoticeProcessor(conn, NoticeProcessor, const_cast<char*>(prefix));
 }
 

@@ -13,7 +13,7 @@ namespace reactor::pg {
 std::string OneLine(const char* message);
 
 // Routes the server's NOTICE/WARNING messages on `conn` to the log (info), one line each,
-// with `prefix` before them (e.g. "postgres says").
+// with `prefix` before them (e.g. "postgres says"). REQUIRES: `prefix` outlives `conn`.
 void LogNotices(pg_conn* conn, const char* prefix);
 
 }  // namespace reactor::pg

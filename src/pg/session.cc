@@ -39,7 +39,7 @@ const char* Session::StateName(State s) {
 }
 
 Session::Session(uv_loop_t* loop, SessionConfig config)
-    : loop_(loop), config_(std::move(config)), rng_(std::random_device{}()) {
+    : loop_(loop), config_(std::move(config)), notice_prefix_(config_.name + " says"), rng_(std::random_device{}()) {
   uv_timer_init(loop_, &timer_);
   timer_.data = this;
 }
@@ -82,7 +82,7 @@ void Session::BeginConnect() {
     Fail("cannot start connecting: " + OneLine(conn_ ? PQerrorMessage(conn_) : "out of memory"));
     return;
   }
-  LogNotices(conn_, (config_.name + " says").c_str());
+  LogNotices(conn_, notice_prefix_.c_str());
   SetState(State::kConnecting, "connect started");
   if (state_ != State::kConnecting) return;
   timer_role_ = TimerRole::kConnectTimeout;

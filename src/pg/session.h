@@ -151,6 +151,7 @@ class Session {
 
   uv_loop_t* loop_;
   SessionConfig config_;
+  std::string notice_prefix_;  // outlives every PGconn (libpq keeps the pointer)
   pg_conn* conn_ = nullptr;
   PollHandle* poll_ = nullptr;
   int poll_fd_ = -1;

@@ -317,28 +317,7 @@ void Server::Upgrade(Conn& c, const Request& req) {
   c.session->glue = &c;
 
   // The query shortcut: /ws?job_id=…&user_id=…&job_type=a,b&status=…&since=ID
-  bool shortcut = false;
-  std::string filter;
-  std::string extra;
-  for (const auto& [k, v] : req.query) {
-    if (k == "job_id" || k == "user_id") {
-      filter += (filter.empty() ? "" : ",") + hub::JsonString(k) + ":" + hub::JsonString(v);
-      shortcut = true;
-    } else if (k == "job_type" || k == "status") {
-      filter += (filter.empty() ? "" : ",") + hub::JsonString(k) + ":" + hub::JsonString(v);
-      shortcut = true;
-    } else if (k == "since") {
-      bool digits = !v.empty() && std::all_of(v.begin(), v.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
-      extra += ",\"since\":" + (digits ? v : hub::JsonString(v));
-      shortcut = true;
-    } else if (k == "snapshot") {
-      extra += std::string(",\"snapshot\":") + (v == "true" || v == "1" ? "true" : "false");
-      shortcut = true;
-    }
-  }
-  if (shortcut) {
-    hub_.OnText(*c.session, R"({"op":"subscribe","id":"default","filter":{)" + filter + "}" + extra + "}");
-  }
+  hub_.OnShortcut(*c.session, req.query);
   ArmTimer(c);
   c.parser.Reset();
 }

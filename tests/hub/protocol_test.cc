@@ -146,3 +146,34 @@ TEST_CASE("protocol: a filter over --max-filter-bytes is refused, all its string
   Error(R"({"op":"subscribe","filter":{"job_type":)" + Values(4, 1024) + R"(,"job_id":"x"}})", {}, &over);
   CHECK(over);
 }
+
+TEST_CASE("protocol: the query shortcut is the subscribe of \"default\", under the same limits") {
+  using Q = std::vector<std::pair<std::string, std::string>>;
+  CHECK(!ParseShortcut(Q{{"access_token", "t"}, {"other", "x"}}));
+  auto m = ParseShortcut(Q{{"job_type", "a,b"}, {"status", "failed"}, {"user_id", "u1"}, {"since", "42"}, {"snapshot", "true"}});
+  REQUIRE(m);
+  REQUIRE(*m);
+  CHECK((*m)->op == ClientMessage::Op::kSubscribe);
+  CHECK((*m)->id == "default");
+  CHECK((*m)->filter.job_types == std::vector<std::string>{"a", "b"});
+  CHECK((*m)->filter.statuses == std::vector<std::string>{"failed"});
+  CHECK((*m)->filter.user_id == "u1");
+  CHECK((*m)->since == 42);
+  CHECK((*m)->snapshot);
+  for (const char* bad : {"x", "-1", "", "99999999999999999999", "1x"}) {
+    auto b = ParseShortcut(Q{{"since", bad}});
+    REQUIRE(b);
+    CHECK(!*b);
+  }
+  ParseLimits tight;
+  tight.max_filter_values = 2;
+  bool over = false;
+  auto many = ParseShortcut(Q{{"job_type", "a,b,c"}}, tight, &over);
+  REQUIRE(many);
+  CHECK(!*many);
+  CHECK(over);
+  tight.max_filter_bytes = 8;
+  auto big = ParseShortcut(Q{{"job_id", "0123456789"}}, tight, &over);
+  REQUIRE(big);
+  CHECK(!*big);
+}
