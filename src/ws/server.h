@@ -22,7 +22,9 @@
 #include <unordered_set>
 #include <vector>
 
+#include "app/browser_guard.h"
 #include "app/options.h"
+#include "core/rate_limit.h"
 #include "core/status.h"
 #include "hub/hub.h"
 #include "ws/http.h"
@@ -39,6 +41,7 @@ struct ServerConfig {
   RequestLimits request_limits;
   size_t max_message = 65536;
   Keepalive::Config ping;
+  BrowserPolicy browser;  // Host (DNS rebinding) and Origin (cross-site WebSocket) checks
 };
 
 struct ServerStats {
@@ -54,6 +57,8 @@ struct ServerStats {
   uint64_t protocol_errors = 0;
   uint64_t ping_timeouts = 0;
   uint64_t auth_timeouts = 0;  // upgraded without a token, no `auth` within the handshake time
+  uint64_t refused_host = 0;    // 421: a Host this server does not answer for
+  uint64_t refused_origin = 0;  // 403: a cross-site Origin on the upgrade
   uint64_t bytes_written = 0;
   uint64_t writes = 0;
   uint64_t async_writes = 0;
@@ -103,6 +108,9 @@ class Server {
   void MarkDirty(Conn& c);
   void HandleRequest(Conn& c);
   void Upgrade(Conn& c, const Request& req);
+  // Answers a refused Host or Origin (counted, logged at most every 10 s per reason),
+  // then closes.
+  void Refuse(Conn& c, const GuardVerdict& verdict);
   void OnData(Conn& c, std::string_view data);
   void OnWsData(Conn& c, std::string_view data);
   void StartWsClose(Conn& c, uint16_t code, const std::string& reason, bool wait_for_peer);
@@ -126,6 +134,8 @@ class Server {
   std::unordered_set<Conn*> conns_;
   std::vector<Conn*> dirty_;
   ServerStats stats_;
+  RateLimiter host_log_{10000};
+  RateLimiter origin_log_{10000};
 };
 
 }  // namespace reactor::ws
