@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cassert>
 #include <cstdio>
 
 #include "web/assets.h"
@@ -18,6 +19,9 @@ Frontend::Frontend(uv_loop_t* loop, const Options& options, Deps deps)
   hc.parse.max_filter_values = options.max_filter_values;
   hc.parse.max_filter_bytes = options.max_filter_bytes;
   hc.resume_entries_per_pass = options.resume_entries_per_pass;
+  hc.token_rules.leeway_s = options.jwt_leeway_s;
+  hc.token_rules.audience = options.jwt_audience;
+  hc.token_rules.issuer = options.jwt_issuer;
   hc.server = std::string("reactor/") + REACTOR_VERSION;
   hub::Hub::Hooks hooks;
   hooks.wake = [this](hub::Session& s) { server_->Wake(s); };
@@ -37,6 +41,15 @@ Frontend::Frontend(uv_loop_t* loop, const Options& options, Deps deps)
   sc.idle_timeout_ms = options.idle_timeout_ms;
   sc.ping.interval_ms = static_cast<int64_t>(options.ping_interval_ms);
   sc.max_queue_bytes = options.max_queue_bytes;
+  sc.browser.allowed_origins = options.allowed_origins;
+  auto public_hosts = ParsePublicHosts(options.public_hosts);
+  assert(public_hosts);  // validated by ParseOptions
+  if (public_hosts) sc.browser.public_hosts = std::move(*public_hosts);
+  // Without a secret, whoever reaches the port reads every event, so a page must not turn
+  // a browser into such a client through a rebound DNS name. With a secret, the Host is
+  // checked only when --public-host names the expected ones.
+  sc.browser.check_host = options.jwt_secret.empty() || !sc.browser.public_hosts.empty();
+  sc.browser.listen_host = options.listen.host;
   server_ = std::make_unique<ws::Server>(loop_, sc, *hub_,
                                          [this](const ws::Request& r) { return Handle(r); });
   uv_check_init(loop_, &check_);
@@ -133,6 +146,10 @@ std::string Frontend::Metrics() {
   m.Counter("reactor_ws_upgrade_failures_total", "Refused WebSocket handshakes.", s.upgrade_failures);
   m.Counter("reactor_read_pauses_total", "Connections no longer read because their queued output went over --max-queue-bytes.", s.read_pauses);
   m.Counter("reactor_stalled_drops_total", "HTTP connections dropped for not reading their responses within --idle-timeout-ms.", s.stalled_drops);
+  m.Counter("reactor_http_refused_total", "Requests refused to protect browsers: a Host not served here (421, DNS rebinding) or a cross-site Origin on /ws (403).",
+            s.refused_host, "reason=\"host\"");
+  m.Counter("reactor_http_refused_total", "Requests refused to protect browsers: a Host not served here (421, DNS rebinding) or a cross-site Origin on /ws (403).",
+            s.refused_origin, "reason=\"origin\"");
   std::vector<double> bounds;
   for (uint64_t b : s.latency_bounds_us) bounds.push_back(static_cast<double>(b) / 1e6);
   m.Histogram("reactor_delivery_latency_seconds",

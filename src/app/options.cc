@@ -2,6 +2,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include "ws/browser_guard.h"
+
+#include <charconv>
 #include <iostream>
 
 namespace reactor {
@@ -41,6 +44,23 @@ Options ParseOptions(int argc, const char* const* argv) {
       ->capture_default_str();
   app.add_option("--jwt-secret", o.jwt_secret, "HS256 secret; none = no authentication")
       ->envname("REACTOR_JWT_SECRET");
+  app.add_option("--jwt-leeway-s", o.jwt_leeway_s,
+                 "seconds of clock skew allowed on a token's exp, nbf and iat")
+      ->capture_default_str()->check(CLI::Range(int64_t{0}, int64_t{3600}));
+  app.add_option("--jwt-audience", o.jwt_audience,
+                 "tokens must carry this aud (a string, or an array holding it)")
+      ->envname("REACTOR_JWT_AUDIENCE");
+  app.add_option("--jwt-issuer", o.jwt_issuer, "tokens must carry this iss")
+      ->envname("REACTOR_JWT_ISSUER");
+  std::vector<std::string> allowed_origins, public_hosts;
+  app.add_option("--allowed-origins", allowed_origins,
+                 "origins (https://app.example.com, comma separated; * = any) whose pages may "
+                 "open /ws besides the same origin")
+      ->envname("REACTOR_ALLOWED_ORIGINS");
+  app.add_option("--public-host", public_hosts,
+                 "Host names (host or host:port, comma separated) answered besides loopback "
+                 "and the --listen host")
+      ->envname("REACTOR_PUBLIC_HOST");
   app.add_flag("--allow-anonymous", o.allow_anonymous,
                "allow a non-loopback --listen without a JWT secret");
   app.add_option("--record", o.record_file, "append every event to this journal")
@@ -133,6 +153,14 @@ Options ParseOptions(int argc, const char* const* argv) {
   }
   o.job_types = SplitCommas(job_types);
   o.statuses = SplitCommas(statuses);
+  auto origins = ParseAllowedOrigins(SplitCommas(allowed_origins));
+  if (!origins) return usage("--allowed-origins: " + origins.error());
+  o.allowed_origins = std::move(*origins);
+  auto hosts = ParsePublicHosts(SplitCommas(public_hosts));
+  if (!hosts) return usage("--public-host: " + hosts.error());
+  o.public_hosts = SplitCommas(public_hosts);
+  if (o.jwt_secret.empty() && !o.jwt_audience.empty()) return usage("--jwt-audience needs --jwt-secret");
+  if (o.jwt_secret.empty() && !o.jwt_issuer.empty()) return usage("--jwt-issuer needs --jwt-secret");
 
   auto open_listen = [&o] {
     return o.jwt_secret.empty() && !o.allow_anonymous && !IsLoopbackHost(o.listen.host);

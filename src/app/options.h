@@ -23,7 +23,17 @@ struct Options {
   bool listen_given = false;
   std::string channel = "job_status_changed";
   std::string jwt_secret;
+  // Token rules (docs/security.md): clock-skew leeway on exp/nbf/iat, and optional
+  // required `aud` and `iss` values (both need --jwt-secret).
+  int64_t jwt_leeway_s = 30;
+  std::string jwt_audience;
+  std::string jwt_issuer;
   bool allow_anonymous = false;
+  // Browsers (docs/security.md): origins admitted to /ws besides the same origin, after
+  // validation and normalization ("*" = any); Host names admitted besides loopback and
+  // the literal --listen host (host or host:port).
+  std::vector<std::string> allowed_origins;
+  std::vector<std::string> public_hosts;
   std::string record_file;
   uint64_t history = 100000;
   uint64_t max_queue_bytes = 1048576;

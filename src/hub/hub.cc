@@ -32,7 +32,7 @@ size_t Hub::subscriptions() const {
 }
 
 Result<Principal> Hub::Authenticate(std::string_view token, int64_t now) {
-  auto p = VerifyToken(token, config_.secret, now);
+  auto p = VerifyToken(token, config_.secret, now, config_.token_rules);
   if (!p) ++stats_.auth_failures;
   return p;
 }

@@ -107,6 +107,7 @@ class Hub {
     size_t history = 100000;
     size_t max_queue_bytes = 1048576;
     std::string secret;          // empty: no authentication
+    TokenRules token_rules;      // leeway, audience, issuer (with a secret)
     std::string server = "reactor";
     size_t snapshot_limit = 5000;      // rows in one snapshot
     size_t resume_limit = 100000;      // events one database resume may return

@@ -6,12 +6,16 @@
 #include <cassert>
 #include <chrono>
 
+#include "core/sat_time.h"
 #include "hub/protocol.h"
 #include "ws/frame.h"
 #include "ws/handshake.h"
 
 namespace reactor::ws {
 namespace {
+
+// The longest a token-expiry timer is armed for; a later `exp` is re-armed when it fires.
+constexpr uint64_t kMaxExpiryTimerMs = 24ull * 3600 * 1000;
 
 uint64_t SteadyNs() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -254,6 +258,14 @@ void Server::OnData(Conn& c, std::string_view data) {
 void Server::HandleRequest(Conn& c) {
   ++stats_.http_requests;
   Request& req = c.parser.request();
+  // Health checks stay open to load balancers, whatever Host they send; they say nothing
+  // but "alive" and "ready".
+  if (req.path != "/healthz" && req.path != "/readyz") {
+    if (GuardVerdict v = CheckHost(req.Header("host"), config_.browser); !v.ok()) {
+      Refuse(c, v);
+      return;
+    }
+  }
   if (req.path == "/ws") {
     Upgrade(c, req);
     return;
@@ -281,6 +293,11 @@ void Server::Upgrade(Conn& c, const Request& req) {
     r.date = HttpDate(UnixSeconds());
     Queue(c, r.Serialize());
     c.close_after_flush = true;
+    return;
+  }
+  if (GuardVerdict v = CheckOrigin(req.Header("origin"), req.Header("host"), config_.browser); !v.ok()) {
+    ++stats_.upgrade_failures;
+    Refuse(c, v);
     return;
   }
   hub::Principal who = hub::Principal::Open();
@@ -320,6 +337,21 @@ void Server::Upgrade(Conn& c, const Request& req) {
   hub_.OnShortcut(*c.session, req.query);
   ArmTimer(c);
   c.parser.Reset();
+}
+
+void Server::Refuse(Conn& c, const GuardVerdict& v) {
+  const bool host = v.refusal == GuardVerdict::Refusal::kHost;
+  ++(host ? stats_.refused_host : stats_.refused_origin);
+  uint64_t suppressed = 0;
+  if ((host ? host_log_ : origin_log_).Allow(uv_now(loop_), &suppressed)) {
+    spdlog::info("http {}: refused {} ({}): {}{}", c.peer, v.http_status, v.detail, v.reason,
+                 suppressed ? fmt::format(" ({} more not logged)", suppressed) : std::string());
+  }
+  Response r = TextResponse(v.http_status, v.reason);
+  r.keep_alive = false;
+  r.date = HttpDate(UnixSeconds());
+  Queue(c, r.Serialize());
+  c.close_after_flush = true;
 }
 
 void Server::OnWsData(Conn& c, std::string_view data) {
@@ -539,8 +571,10 @@ void Server::ArmTimer(Conn& c) {
     uint64_t ka = static_cast<uint64_t>(std::max<int64_t>(c.keepalive->next_deadline(), 0));
     deadline = deadline ? std::min(deadline, ka) : ka;
     if (c.session && c.session->who().expires_at) {
-      int64_t ms_left = c.session->who().expires_at * 1000 - UnixMillis();
-      uint64_t exp = now + static_cast<uint64_t>(std::max<int64_t>(ms_left, 0));
+      // Saturating: a far `exp` is a far deadline (re-armed daily), never a wrapped one
+      // (a wrapped one was a 0 ms timer that re-armed forever and starved the loop).
+      uint64_t ms_left = MillisUntil(c.session->who().expires_at, UnixMillis(), kMaxExpiryTimerMs);
+      uint64_t exp = SaturatingAddU(now, ms_left);
       deadline = deadline ? std::min(deadline, exp) : exp;
     }
   }

@@ -23,7 +23,9 @@
 #include <unordered_set>
 #include <vector>
 
+#include "ws/browser_guard.h"
 #include "core/host_port.h"
+#include "core/rate_limit.h"
 #include "core/status.h"
 #include "hub/hub.h"
 #include "ws/http.h"
@@ -45,6 +47,7 @@ struct ServerConfig {
   // events over it close a WebSocket with 1013 (the hub's rule).
   size_t max_queue_bytes = 1048576;
   Keepalive::Config ping;
+  BrowserPolicy browser;  // Host (DNS rebinding) and Origin (cross-site WebSocket) checks
 };
 
 struct ServerStats {
@@ -60,6 +63,8 @@ struct ServerStats {
   uint64_t protocol_errors = 0;
   uint64_t ping_timeouts = 0;
   uint64_t auth_timeouts = 0;  // upgraded without a token, no `auth` within the handshake time
+  uint64_t refused_host = 0;    // 421: a Host this server does not answer for
+  uint64_t refused_origin = 0;  // 403: a cross-site Origin on the upgrade
   uint64_t bytes_written = 0;
   uint64_t writes = 0;
   uint64_t async_writes = 0;
@@ -111,6 +116,9 @@ class Server {
   void MarkDirty(Conn& c);
   void HandleRequest(Conn& c);
   void Upgrade(Conn& c, const Request& req);
+  // Answers a refused Host or Origin (counted, logged at most every 10 s per reason),
+  // then closes.
+  void Refuse(Conn& c, const GuardVerdict& verdict);
   void OnData(Conn& c, std::string_view data);
   void OnWsData(Conn& c, std::string_view data);
   void StartWsClose(Conn& c, uint16_t code, const std::string& reason, bool wait_for_peer);
@@ -141,6 +149,8 @@ class Server {
   std::unordered_set<Conn*> conns_;
   std::vector<Conn*> dirty_;
   ServerStats stats_;
+  RateLimiter host_log_{10000};
+  RateLimiter origin_log_{10000};
 };
 
 }  // namespace reactor::ws

@@ -92,6 +92,33 @@ TEST_CASE("ParseOptions: listener limits have defaults, take values and refuse n
   CHECK(Parse({"--database-url", "dbname=x", "--max-header-bytes", "10"}).exit_code == 2);
 }
 
+TEST_CASE("ParseOptions: token rules and browser checks") {
+  auto d = Parse({"--database-url", "dbname=x"});
+  CHECK(d.jwt_leeway_s == 30);
+  CHECK(d.jwt_audience.empty());
+  CHECK(d.allowed_origins.empty());
+  CHECK(d.public_hosts.empty());
+
+  auto s = Parse({"--database-url", "dbname=x", "--jwt-secret", "k", "--jwt-leeway-s", "0",
+                  "--jwt-audience", "reactor", "--jwt-issuer", "https://auth.example",
+                  "--allowed-origins", "https://App.example.com/,http://localhost:3000",
+                  "--public-host", "events.example.com,other.example:8443"});
+  CHECK(s.command == reactor::Command::kServe);
+  CHECK(s.jwt_leeway_s == 0);
+  CHECK(s.jwt_audience == "reactor");
+  CHECK(s.jwt_issuer == "https://auth.example");
+  CHECK(s.allowed_origins == std::vector<std::string>{"https://app.example.com", "http://localhost:3000"});
+  CHECK(s.public_hosts == std::vector<std::string>{"events.example.com", "other.example:8443"});
+
+  CHECK(Parse({"--database-url", "dbname=x", "--jwt-leeway-s", "-1"}).exit_code == 2);
+  CHECK(Parse({"--database-url", "dbname=x", "--jwt-leeway-s", "3601"}).exit_code == 2);
+  CHECK(Parse({"--database-url", "dbname=x", "--allowed-origins", "app.example.com"}).exit_code == 2);
+  CHECK(Parse({"--database-url", "dbname=x", "--public-host", "http://a.example"}).exit_code == 2);
+  // A rule on tokens without tokens would be silently ignored: refused instead.
+  CHECK(Parse({"--database-url", "dbname=x", "--jwt-audience", "reactor"}).exit_code == 2);
+  CHECK(Parse({"--database-url", "dbname=x", "--jwt-issuer", "x"}).exit_code == 2);
+}
+
 #include "core/rate_limit.h"
 
 TEST_CASE("RateLimiter passes one line per interval and counts the rest") {

@@ -1,11 +1,16 @@
 // Authorization (CONTRACT section 5): HS256 tokens by header, query or `auth` message;
 // forged, expired and `none` tokens; expiry while connected (1008 unless a fresh token
 // came); filters naming another user; and per-user isolation over 5 000 random events
-// with three users and an admin.
+// with three users and an admin. Hostile claims (docs/security.md): an `exp` that used
+// to overflow the expiry timer, nbf/iat in the future, claims of the wrong type, the
+// leeway, --jwt-audience and --jwt-issuer.
+//
+// The shared reactor runs with --jwt-leeway-s 0 so that expiry is exact; the leeway's
+// default has its own reactor below.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { freshDatabase, connect, eventually } from './lib.mjs';
-import { serve, Client, signJwt, nowS, metric, insertJobs, sleep } from './wslib.mjs';
+import { serve, Client, signJwt, nowS, metric, insertJobs, sleep, http } from './wslib.mjs';
 
 const SECRET = 'e2e-secret-0123456789';
 let url, reactor, db, port;
@@ -13,7 +18,7 @@ const tok = (sub, extra = {}) => signJwt({ sub, role: 'authenticated', exp: nowS
 
 before(async () => {
   url = await freshDatabase('ws_auth');
-  reactor = await serve(url, ['--jwt-secret', SECRET]);
+  reactor = await serve(url, ['--jwt-secret', SECRET, '--jwt-leeway-s', '0']);
   port = reactor.port;
   db = await connect(url);
 });
@@ -180,6 +185,111 @@ test('a connection that never authenticates is closed with 1008 after the handsh
     assert.equal((await prompt.subscribe('s')).type, 'subscribed');
     assert.equal(await metric(r.port, 'reactor_ws_auth_timeouts_total'), 1);
     await prompt.close();
+  } finally {
+    await r.stop();
+  }
+});
+
+// Signed with SECRET, the claims exactly as written (JSON.stringify would round a large
+// number to a double first).
+const rawTok = (claimsJson) => signJwt(claimsJson, SECRET);
+// The HTTP answer to an upgrade with this token: {status, body}; 101 when it opened.
+async function refusal(p, token) {
+  const c = new Client(p, { headers: { Authorization: `Bearer ${token}` } });
+  return c.opened.then(() => { c.terminate(); return { status: 101, body: '' }; }, () => c.unexpected);
+}
+const within = (promise, ms, what) => Promise.race([
+  promise,
+  new Promise((_, reject) => setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms)),
+]);
+
+test('regression: exp = 18446744073709552 is refused (401) and the loop stays responsive', async () => {
+  // exp * 1000 overflowed int64 in the expiry timer: a 0 ms timer re-armed forever, and
+  // /healthz, new connections and SIGTERM went unanswered.
+  const r = await serve(url, ['--jwt-secret', SECRET]);
+  try {
+    const huge = rawTok('{"sub":"u1","exp":18446744073709552}');
+    const res = await within(refusal(r.port, huge), 2000, 'upgrade');
+    assert.equal(res.status, 401);
+    assert.match(res.body, /exp is beyond the year 9999/);
+    assert.ok(!res.body.includes(huge));
+    // The same token in an `auth` message, and by query string.
+    const m = await Client.open(r.port);
+    m.send({ op: 'auth', token: huge });
+    const closed = await within(m.closedPromise, 2000, 'auth message');
+    assert.equal(closed.code, 1008);
+    assert.match(closed.reason, /exp is beyond the year 9999/);
+    const q = new Client(r.port, { path: `/ws?access_token=${huge}` });
+    assert.equal((await within(q.unexpected, 2000, 'query token')).status, 401);
+    // The loop still answers at once, and stops on SIGTERM.
+    const t0 = Date.now();
+    assert.equal((await within(http(r.port, 'GET', '/healthz'), 1000, '/healthz')).status, 200);
+    console.log(`# /healthz answered in ${Date.now() - t0} ms after the hostile tokens`);
+    const ok = await Client.open(r.port, { headers: { Authorization: `Bearer ${tok('u1')}` } });
+    assert.equal((await ok.subscribe('s')).type, 'subscribed');
+    const t1 = Date.now();
+    const exited = await within(r.stop('SIGTERM'), 5000, 'SIGTERM');
+    assert.deepEqual(exited, { code: 0, signal: null });
+    console.log(`# stopped ${Date.now() - t1} ms after SIGTERM`);
+  } finally {
+    await r.stop('SIGKILL');
+  }
+});
+
+test('nbf and iat in the future, and time claims of the wrong type, are refused with 401 and a reason', async () => {
+  const now = nowS();
+  const cases = {
+    'token not yet valid': rawTok(`{"sub":"u1","nbf":${now + 3600},"exp":${now + 7200}}`),
+    'token issued in the future': rawTok(`{"sub":"u1","iat":${now + 3600}}`),
+    'exp is not a number': rawTok(`{"sub":"u1","exp":"${now + 600}"}`),
+    'exp is not an integer': rawTok(`{"sub":"u1","exp":${now + 600}.5}`),
+    'exp is negative': rawTok('{"sub":"u1","exp":-1}'),
+    'nbf is beyond the year 9999': rawTok('{"sub":"u1","nbf":253402300800}'),
+    'sub is not a string': rawTok(`{"sub":7,"exp":${now + 600}}`),
+  };
+  const before = await metric(port, 'reactor_auth_failures_total');
+  for (const [reason, t] of Object.entries(cases)) {
+    const res = await refusal(port, t);
+    assert.equal(res.status, 401, reason);
+    assert.ok(res.body.includes(reason), `${reason}: got ${res.body}`);
+  }
+  assert.equal(await metric(port, 'reactor_auth_failures_total'), before + Object.keys(cases).length);
+  // Just inside the limits they pass.
+  const fine = rawTok(`{"sub":"u1","nbf":${now - 1},"iat":${now - 1},"exp":${now + 600}}`);
+  const c = await Client.open(port, { headers: { Authorization: `Bearer ${fine}` } });
+  await c.close();
+});
+
+test('the leeway (default 30 s), --jwt-audience and --jwt-issuer (by environment)', async () => {
+  const r = await serve(url, ['--jwt-secret', SECRET],
+    { env: { REACTOR_JWT_AUDIENCE: 'reactor', REACTOR_JWT_ISSUER: 'https://auth.example' } });
+  try {
+    const now = nowS();
+    const claims = (extra) => ({ sub: 'u1', aud: 'reactor', iss: 'https://auth.example', exp: now + 600, ...extra });
+    // Accepted: a token that expired 5 s ago (clock skew), nbf 10 s ahead, aud in an array.
+    for (const extra of [{ exp: now - 5 }, { nbf: now + 10 }, { aud: ['web', 'reactor'] }, {}]) {
+      const c = await Client.open(r.port, { headers: { Authorization: `Bearer ${signJwt(claims(extra), SECRET)}` } });
+      await c.close();
+    }
+    const refused = {
+      'token expired': { exp: now - 60 },
+      'token not yet valid': { nbf: now + 60 },
+      'token audience does not match': { aud: 'other' },
+      'token has no aud': { aud: undefined },
+      'token issuer does not match': { iss: 'https://evil.example' },
+      'token has no iss': { iss: undefined },
+    };
+    for (const [reason, extra] of Object.entries(refused)) {
+      const res = await refusal(r.port, signJwt(claims(extra), SECRET));
+      assert.equal(res.status, 401, reason);
+      assert.ok(res.body.includes(reason), `${reason}: got ${res.body}`);
+    }
+    // Accepted inside the leeway, the connection lives until exp + leeway, then 1008.
+    const late = signJwt(claims({ exp: now - 28 }), SECRET);
+    const c = await Client.open(r.port, { headers: { Authorization: `Bearer ${late}` } });
+    const closed = await c.closedPromise;
+    assert.equal(closed.code, 1008);
+    assert.match(closed.reason, /expired/);
   } finally {
     await r.stop();
   }

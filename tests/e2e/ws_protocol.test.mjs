@@ -219,7 +219,7 @@ test('HTTP: endpoints, 404, 405, 400, 426, keep-alive, header limit', async () =
   const r = await Raw.open(port);
   await r.write('GET /healthz HTTP/1.1\r\nHost: a\r\n\r\nGET /readyz HTTP/1.1\r\nHost: a\r\n\r\n');
   await r.until((b) => (b.toString().match(/HTTP\/1\.1 200/g) ?? []).length === 2);
-  await r.write('GET /nope HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+  await r.write('GET /nope HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
   await r.ended;
   const t = r.text();
   assert.equal((t.match(/HTTP\/1\.1 /g) ?? []).length, 3);

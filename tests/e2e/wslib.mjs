@@ -173,7 +173,7 @@ export class Raw {
   // Sends an upgrade request to `path` and waits for the end of the response head.
   async upgrade(path = '/ws', extraHeaders = '') {
     const key = crypto.randomBytes(16).toString('base64');
-    await this.write(`GET ${path} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    await this.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
       `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${extraHeaders}\r\n`);
     await this.until((b) => b.indexOf('\r\n\r\n') >= 0);
     const at = this.buf.indexOf('\r\n\r\n');
@@ -191,10 +191,11 @@ export class Raw {
 }
 
 // One HTTP request on a new connection: {status, headers, body, raw}. The connection
-// is closed after the response unless keepAlive.
+// is closed after the response unless keepAlive. The default Host is a loopback name:
+// without a secret the reactor answers no other (docs/security.md).
 export async function http(port, method, path, { headers = {}, raw } = {}) {
   const r = await Raw.open(port);
-  const h = Object.entries({ Host: 'test', Connection: 'close', ...headers }).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  const h = Object.entries({ Host: '127.0.0.1', Connection: 'close', ...headers }).map(([k, v]) => `${k}: ${v}\r\n`).join('');
   await r.write(raw ?? `${method} ${path} HTTP/1.1\r\n${h}\r\n`);
   await r.ended;
   return parseResponse(r.text());
