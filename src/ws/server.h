@@ -10,6 +10,11 @@
 // handshake time (slow-loris), HTTP idle time, message size, ping/pong liveness, and one
 // budget for all the bytes queued to a connection (a peer that does not read is not read).
 //
+// One class, one file per concern (server_internal.h lists them): the listener and its
+// limits (server.cc), reads and writes (server_io.cc), HTTP routing and the upgrade
+// (server_http.cc), WebSocket sessions (server_ws.cc). The HTTP endpoints themselves are
+// the caller's handler (app/frontend.cc).
+//
 // Ownership: owns every connection and handle; Close() must complete before the
 // destructor. Loop thread only.
 #pragma once
