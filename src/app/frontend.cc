@@ -104,57 +104,8 @@ ws::Response Frontend::Handle(const ws::Request& req) {
 std::string Frontend::Metrics() {
   MetricsText m;
   if (deps_.metrics) deps_.metrics(m);
-  const auto& h = hub_->stats();
-  m.Counter("reactor_events_published_total", "Events fanned out (encoded once each).", h.events);
-  m.Counter("reactor_frames_sent_total", "Event frames queued to subscribers.", h.frames);
-  m.Counter("reactor_control_frames_total", "Protocol messages queued to subscribers.", h.control_frames);
-  m.Gauge("reactor_subscribers", "Open WebSocket connections.", static_cast<double>(hub_->sessions()));
-  m.Gauge("reactor_subscriptions", "Subscriptions over all connections.", static_cast<double>(hub_->subscriptions()));
-  m.Counter("reactor_slow_consumer_closes_total", "Connections closed with 1013 for exceeding --max-queue-bytes.", h.slow_closes);
-  m.Counter("reactor_auth_failures_total", "Bad, forged or expired tokens.", h.auth_failures);
-  m.Counter("reactor_forbidden_total", "Requests refused as forbidden.", h.forbidden);
-  m.Counter("reactor_bad_requests_total", "Client messages that were not understood.", h.bad_requests);
-  m.Counter("reactor_resumes_total", "Resumes served from memory.", h.resumes_from_history, "source=\"history\"");
-  m.Counter("reactor_resumes_total", "Resumes served from memory.", h.resumes_from_database, "source=\"database\"");
-  m.Counter("reactor_gaps_total", "Resumes that could not be filled.", h.gaps);
-  m.Counter("reactor_snapshots_total", "Snapshots served.", h.snapshots);
-  m.Counter("reactor_reads_refused_total", "Resumes and snapshots refused for a database-read bound (answered gap or error).",
-            h.reads_refused);
-  m.Gauge("reactor_history_events", "Events kept in memory for resume.", static_cast<double>(hub_->history_size()));
-  m.Counter("reactor_limit_refusals_total", "Subscribes refused over a limit.", h.subscription_limit, "limit=\"subscriptions\"");
-  m.Counter("reactor_limit_refusals_total", "Subscribes refused over a limit.", h.filter_limit, "limit=\"filter\"");
-  m.Gauge("reactor_resume_cursors", "Connections with a resume from the history being handed out.",
-          static_cast<double>(hub_->resuming_sessions()));
-  m.Counter("reactor_resume_entries_total", "History entries walked by resume cursors.", h.resume_entries);
-  m.Counter("reactor_resume_deferred_passes_total", "Loop passes whose resume budget (--resume-entries-per-pass) ran out with work left.", h.resume_deferred);
-  m.Counter("reactor_resume_behind_closes_total", "Connections closed 1013 because the history moved past their resume cursor.", h.resume_behind);
-  const auto& s = server_->stats();
-  m.Counter("reactor_bytes_sent_total", "Bytes written to sockets.", s.bytes_written);
-  m.Counter("reactor_socket_writes_total", "Write calls (each coalesces a loop pass's frames).", s.writes);
-  m.Counter("reactor_http_requests_total", "HTTP requests, upgrades included.", s.http_requests);
-  m.Counter("reactor_connections_accepted_total", "TCP connections accepted.", s.accepted);
-  m.Gauge("reactor_connections", "Open connections, HTTP and WebSocket (--max-connections).",
-          static_cast<double>(s.open_http + s.open_ws));
-  m.Counter("reactor_http_request_errors_total", "Requests refused as malformed or over a limit (400, 413, 431, 505).", s.request_errors);
-  m.Counter("reactor_http_headers_too_large_total", "Requests over --max-header-bytes (431).", s.headers_too_large);
-  m.Counter("reactor_connections_rejected_total", "Connections refused over the connection limit.", s.rejected_over_limit);
-  m.Counter("reactor_handshake_timeouts_total", "Requests not complete in time (slow-loris).", s.handshake_timeouts);
-  m.Counter("reactor_idle_timeouts_total", "Idle HTTP keep-alive connections closed.", s.idle_timeouts);
-  m.Counter("reactor_ws_protocol_errors_total", "WebSocket connections failed for a protocol error.", s.protocol_errors);
-  m.Counter("reactor_ws_auth_timeouts_total", "WebSocket connections closed (1008) for not authenticating in time.", s.auth_timeouts);
-  m.Counter("reactor_ws_ping_timeouts_total", "WebSocket connections closed after unanswered pings.", s.ping_timeouts);
-  m.Counter("reactor_ws_upgrade_failures_total", "Refused WebSocket handshakes.", s.upgrade_failures);
-  m.Counter("reactor_read_pauses_total", "Connections no longer read because their queued output went over --max-queue-bytes.", s.read_pauses);
-  m.Counter("reactor_stalled_drops_total", "HTTP connections dropped for not reading their responses within --idle-timeout-ms.", s.stalled_drops);
-  m.Counter("reactor_http_refused_total", "Requests refused to protect browsers: a Host not served here (421, DNS rebinding) or a cross-site Origin on /ws (403).",
-            s.refused_host, "reason=\"host\"");
-  m.Counter("reactor_http_refused_total", "Requests refused to protect browsers: a Host not served here (421, DNS rebinding) or a cross-site Origin on /ws (403).",
-            s.refused_origin, "reason=\"origin\"");
-  std::vector<double> bounds;
-  for (uint64_t b : s.latency_bounds_us) bounds.push_back(static_cast<double>(b) / 1e6);
-  m.Histogram("reactor_delivery_latency_seconds",
-              "From an event's notification being read to its frame written to a subscriber's socket.",
-              bounds, s.latency_counts, static_cast<double>(s.latency_sum_us) / 1e6, s.latency_count);
+  hub_->WriteMetrics(m);
+  server_->WriteMetrics(m);
   m.Gauge("reactor_loop_lag_seconds", "Longest loop pass since the last scrape.", static_cast<double>(lag_max_ns_) / 1e9);
   lag_max_ns_ = 0;
   return m.text();

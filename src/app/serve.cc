@@ -155,55 +155,10 @@ class Daemon {
   }
 
   void Metrics(MetricsText& m) {
-    const auto& c = conn_->session_stats();
-    const auto& n = conn_->stats();
-    const auto& q = sequencer_.stats();
-    m.Gauge("reactor_postgres_connected", "1 while LISTEN is active on a live, caught-up connection.",
-            conn_->ready() ? 1 : 0);
-    m.Counter("reactor_postgres_connects_total", "Successful connections.", c.connects);
-    m.Counter("reactor_postgres_reconnects_total", "Connections lost after being established.", c.reconnects);
-    m.Counter("reactor_postgres_connect_failures_total", "Connection attempts that failed.", c.connect_failures);
-    m.Counter("reactor_postgres_queries_total", "Statements sent.", c.statements);
-    m.Counter("reactor_postgres_self_checks_total", "Liveness self-checks after a silence.", c.self_checks);
-    m.Counter("reactor_notifications_total", "Notifications received on the channel.", n.notifications);
-    const auto& r = reads_->stats();
-    m.Gauge("reactor_client_reads", "Database reads for clients (resume, snapshot) outstanding.",
-            static_cast<double>(reads_->outstanding()));
-    m.Counter("reactor_client_reads_total", "Database reads for clients started.", r.reads);
-    m.Counter("reactor_client_reads_refused_total", "Database reads for clients refused.", r.refused_per_owner,
-              "reason=\"per_connection\"");
-    m.Counter("reactor_client_reads_refused_total", "Database reads for clients refused.", r.refused_total,
-              "reason=\"total\"");
-    m.Counter("reactor_client_reads_refused_total", "Database reads for clients refused.", r.refused_disconnected,
-              "reason=\"disconnected\"");
-    m.Counter("reactor_client_reads_cancelled_total", "Database reads cancelled (subscription replaced or gone).",
-              r.cancelled);
-    m.Counter("reactor_client_reads_failed_total", "Database reads for clients that failed (e.g. timed out).",
-              r.failed);
-    m.Counter("reactor_events_received_total", "Events released by the sequencer (live and recovered).", q.delivered);
-    m.Counter("reactor_events_recovered_total", "Events recovered from reactor.job_events after a gap.", q.recovered);
-    m.Counter("reactor_duplicates_dropped_total", "Events seen twice (notification and catch-up).", q.duplicates_dropped);
-    m.Counter("reactor_truncated_fetches_total", "Oversize events completed from reactor.job_events.", q.fetches);
-    m.Counter("reactor_payload_errors_total", "Payloads on the channel that were not a JSON object.", q.parse_errors);
-    for (NotifyVerdict v : {NotifyVerdict::kUnsigned, NotifyVerdict::kMalformed,
-                            NotifyVerdict::kBadSignature, NotifyVerdict::kNoKey}) {
-      m.Counter("reactor_payloads_rejected_total",
-                "Notifications on the channel dropped unverified (docs/security.md), by reason.",
-                q.rejected[static_cast<size_t>(v)], std::string("reason=\"") + NotifyVerdictName(v) + "\"");
-    }
-    m.Counter("reactor_stale_notifications_total",
-              "Signed notifications of a transaction older than the last read's horizon (already read, or replayed).",
-              q.stale_dropped);
-    m.Counter("reactor_unsigned_payloads_accepted_total",
-              "Unsigned payloads passed on as foreign (--accept-unsigned-payloads).", q.unsigned_accepted);
-    m.Gauge("reactor_last_event_id", "Highest event id delivered.", static_cast<double>(sequencer_.last_delivered_id()));
-    if (journal_) {
-      const auto& j = journal_->stats();
-      m.Counter("reactor_journal_lines_written_total", "Journal lines written.", j.lines_written);
-      m.Counter("reactor_journal_write_errors_total", "Failed journal writes (e.g. disk full).", j.write_errors);
-      m.Counter("reactor_journal_lines_dropped_total", "Journal lines lost (buffer bound exceeded).", j.lines_dropped);
-      m.Gauge("reactor_journal_buffered_bytes", "Journal bytes waiting to be written.", static_cast<double>(j.bytes_buffered));
-    }
+    conn_->WriteMetrics(m);
+    reads_->WriteMetrics(m);
+    sequencer_.WriteMetrics(m);
+    if (journal_) journal_->WriteMetrics(m);
     sched::WriteSchedulerMetrics(scheduler_->metrics(), m);
   }
 

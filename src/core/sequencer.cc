@@ -1,5 +1,7 @@
 #include "core/sequencer.h"
 
+#include "core/metrics_text.h"
+
 #include <algorithm>
 #include <cassert>
 
@@ -198,6 +200,27 @@ void DeliverySequencer::Drain() {
     ++stats_.delivered;
     deliver_(std::move(ev));
   }
+}
+
+void DeliverySequencer::WriteMetrics(MetricsText& m) const {
+  const auto& q = stats_;
+  m.Counter("reactor_events_received_total", "Events released by the sequencer (live and recovered).", q.delivered);
+  m.Counter("reactor_events_recovered_total", "Events recovered from reactor.job_events after a gap.", q.recovered);
+  m.Counter("reactor_duplicates_dropped_total", "Events seen twice (notification and catch-up).", q.duplicates_dropped);
+  m.Counter("reactor_truncated_fetches_total", "Oversize events completed from reactor.job_events.", q.fetches);
+  m.Counter("reactor_payload_errors_total", "Payloads on the channel that were not a JSON object.", q.parse_errors);
+  for (NotifyVerdict v : {NotifyVerdict::kUnsigned, NotifyVerdict::kMalformed,
+                          NotifyVerdict::kBadSignature, NotifyVerdict::kNoKey}) {
+    m.Counter("reactor_payloads_rejected_total",
+              "Notifications on the channel dropped unverified (docs/security.md), by reason.",
+              q.rejected[static_cast<size_t>(v)], std::string("reason=\"") + NotifyVerdictName(v) + "\"");
+  }
+  m.Counter("reactor_stale_notifications_total",
+            "Signed notifications of a transaction older than the last read's horizon (already read, or replayed).",
+            q.stale_dropped);
+  m.Counter("reactor_unsigned_payloads_accepted_total",
+            "Unsigned payloads passed on as foreign (--accept-unsigned-payloads).", q.unsigned_accepted);
+  m.Gauge("reactor_last_event_id", "Highest event id delivered.", static_cast<double>(last_delivered_id()));
 }
 
 }  // namespace reactor

@@ -37,6 +37,8 @@
 
 namespace reactor {
 
+class MetricsText;
+
 class DeliverySequencer {
  public:
   enum class CatchUpMode {
@@ -128,6 +130,8 @@ class DeliverySequencer {
   std::optional<uint64_t> horizon() const { return horizon_; }
   bool catching_up() const { return !live_; }
   const Stats& stats() const { return stats_; }
+  // Its metrics (names prefixed reactor_, docs/operations.md).
+  void WriteMetrics(MetricsText& m) const;
   // Why the last payload could not be parsed (for rate-limited logging by the caller).
   const std::string& last_parse_error() const { return last_parse_error_; }
   // Why the last notification was rejected (likewise).

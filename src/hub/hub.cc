@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "core/metrics_text.h"
 #include "ws/frame.h"
 
 namespace reactor::hub {
@@ -499,6 +500,33 @@ void Hub::CloseAll(uint16_t code, const std::string& reason) {
     s->closing_ = true;
     if (hooks_.close) hooks_.close(*s, code, reason);
   }
+}
+
+void Hub::WriteMetrics(MetricsText& m) const {
+  const auto& h = stats_;
+  m.Counter("reactor_events_published_total", "Events fanned out (encoded once each).", h.events);
+  m.Counter("reactor_frames_sent_total", "Event frames queued to subscribers.", h.frames);
+  m.Counter("reactor_control_frames_total", "Protocol messages queued to subscribers.", h.control_frames);
+  m.Gauge("reactor_subscribers", "Open WebSocket connections.", static_cast<double>(sessions()));
+  m.Gauge("reactor_subscriptions", "Subscriptions over all connections.", static_cast<double>(subscriptions()));
+  m.Counter("reactor_slow_consumer_closes_total", "Connections closed with 1013 for exceeding --max-queue-bytes.", h.slow_closes);
+  m.Counter("reactor_auth_failures_total", "Bad, forged or expired tokens.", h.auth_failures);
+  m.Counter("reactor_forbidden_total", "Requests refused as forbidden.", h.forbidden);
+  m.Counter("reactor_bad_requests_total", "Client messages that were not understood.", h.bad_requests);
+  m.Counter("reactor_resumes_total", "Resumes served from memory.", h.resumes_from_history, "source=\"history\"");
+  m.Counter("reactor_resumes_total", "Resumes served from memory.", h.resumes_from_database, "source=\"database\"");
+  m.Counter("reactor_gaps_total", "Resumes that could not be filled.", h.gaps);
+  m.Counter("reactor_snapshots_total", "Snapshots served.", h.snapshots);
+  m.Counter("reactor_reads_refused_total", "Resumes and snapshots refused for a database-read bound (answered gap or error).",
+            h.reads_refused);
+  m.Gauge("reactor_history_events", "Events kept in memory for resume.", static_cast<double>(history_size()));
+  m.Counter("reactor_limit_refusals_total", "Subscribes refused over a limit.", h.subscription_limit, "limit=\"subscriptions\"");
+  m.Counter("reactor_limit_refusals_total", "Subscribes refused over a limit.", h.filter_limit, "limit=\"filter\"");
+  m.Gauge("reactor_resume_cursors", "Connections with a resume from the history being handed out.",
+          static_cast<double>(resuming_sessions()));
+  m.Counter("reactor_resume_entries_total", "History entries walked by resume cursors.", h.resume_entries);
+  m.Counter("reactor_resume_deferred_passes_total", "Loop passes whose resume budget (--resume-entries-per-pass) ran out with work left.", h.resume_deferred);
+  m.Counter("reactor_resume_behind_closes_total", "Connections closed 1013 because the history moved past their resume cursor.", h.resume_behind);
 }
 
 }  // namespace reactor::hub

@@ -24,6 +24,10 @@
 #include "hub/protocol.h"
 #include "pg/store.h"
 
+namespace reactor {
+class MetricsText;
+}
+
 namespace reactor::hub {
 
 class Session {
@@ -163,6 +167,8 @@ class Hub {
   size_t subscriptions() const;
   size_t history_size() const { return history_.size(); }
   const HubStats& stats() const { return stats_; }
+  // Its metrics (names prefixed reactor_, docs/operations.md).
+  void WriteMetrics(MetricsText& m) const;
   void set_last_event_id(int64_t id) { last_id_ = id; }
   // Current time for token checks (unix seconds); replaceable in tests.
   std::function<int64_t()> now_s;

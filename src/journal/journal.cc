@@ -1,5 +1,7 @@
 #include "journal/journal.h"
 
+#include "core/metrics_text.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -320,6 +322,14 @@ void Journal::OnHandleClosed(uv_handle_t* h) noexcept {
   // The callback may destroy the Journal: nothing of it is touched afterwards.
   auto done = std::move(self->on_closed_);
   if (done) done();
+}
+
+void Journal::WriteMetrics(MetricsText& m) const {
+  const auto j = stats();
+  m.Counter("reactor_journal_lines_written_total", "Journal lines written.", j.lines_written);
+  m.Counter("reactor_journal_write_errors_total", "Failed journal writes (e.g. disk full).", j.write_errors);
+  m.Counter("reactor_journal_lines_dropped_total", "Journal lines lost (buffer bound exceeded).", j.lines_dropped);
+  m.Gauge("reactor_journal_buffered_bytes", "Journal bytes waiting to be written.", static_cast<double>(j.bytes_buffered));
 }
 
 }  // namespace reactor::journal

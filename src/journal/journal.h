@@ -25,6 +25,10 @@
 #include "core/rate_limit.h"
 #include "core/status.h"
 
+namespace reactor {
+class MetricsText;
+}
+
 namespace reactor::journal {
 
 struct JournalLimits {
@@ -79,6 +83,8 @@ class Journal {
   void Close(std::function<void()> done);
 
   JournalStats stats() const;
+  // Its metrics (names prefixed reactor_, docs/operations.md).
+  void WriteMetrics(MetricsText& m) const;
   const std::string& path() const { return path_; }
 
  private:

@@ -1,5 +1,7 @@
 #include "pg/client_reads.h"
 
+#include "core/metrics_text.h"
+
 #include <spdlog/spdlog.h>
 
 #include "pg/queries.h"
@@ -170,5 +172,22 @@ void PgClientReads::Cancel(Ticket t) {
 }
 
 void PgClientReads::Close(std::function<void()> done) { session_.Close(std::move(done)); }
+
+void PgClientReads::WriteMetrics(MetricsText& m) const {
+  const auto& r = stats_;
+  m.Gauge("reactor_client_reads", "Database reads for clients (resume, snapshot) outstanding.",
+          static_cast<double>(outstanding()));
+  m.Counter("reactor_client_reads_total", "Database reads for clients started.", r.reads);
+  m.Counter("reactor_client_reads_refused_total", "Database reads for clients refused.", r.refused_per_owner,
+            "reason=\"per_connection\"");
+  m.Counter("reactor_client_reads_refused_total", "Database reads for clients refused.", r.refused_total,
+            "reason=\"total\"");
+  m.Counter("reactor_client_reads_refused_total", "Database reads for clients refused.", r.refused_disconnected,
+            "reason=\"disconnected\"");
+  m.Counter("reactor_client_reads_cancelled_total", "Database reads cancelled (subscription replaced or gone).",
+            r.cancelled);
+  m.Counter("reactor_client_reads_failed_total", "Database reads for clients that failed (e.g. timed out).",
+            r.failed);
+}
 
 }  // namespace reactor::pg

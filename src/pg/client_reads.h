@@ -24,6 +24,10 @@
 #include "pg/session.h"
 #include "pg/store.h"
 
+namespace reactor {
+class MetricsText;
+}
+
 namespace reactor::pg {
 
 struct ClientReadsConfig {
@@ -61,6 +65,8 @@ class PgClientReads : public ClientReads {
   const ClientReadsStats& stats() const { return stats_; }
   const SessionStats& session_stats() const { return session_.stats(); }
   bool ready() const { return session_.ready(); }
+  // Its metrics (names prefixed reactor_, docs/operations.md).
+  void WriteMetrics(MetricsText& m) const;
 
  private:
   // A read: waiting for the session, or submitted (session_ticket set).

@@ -1,5 +1,7 @@
 #include "pg/pg_connection.h"
 
+#include "core/metrics_text.h"
+
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -210,6 +212,19 @@ void PgConnection::Close(std::function<void()> done) {
     SetState(State::kClosed, "closed");
     if (done) done();
   });
+}
+
+void PgConnection::WriteMetrics(MetricsText& m) const {
+  const auto& c = session_.stats();
+  const auto& n = stats_;
+  m.Gauge("reactor_postgres_connected", "1 while LISTEN is active on a live, caught-up connection.",
+          ready() ? 1 : 0);
+  m.Counter("reactor_postgres_connects_total", "Successful connections.", c.connects);
+  m.Counter("reactor_postgres_reconnects_total", "Connections lost after being established.", c.reconnects);
+  m.Counter("reactor_postgres_connect_failures_total", "Connection attempts that failed.", c.connect_failures);
+  m.Counter("reactor_postgres_queries_total", "Statements sent.", c.statements);
+  m.Counter("reactor_postgres_self_checks_total", "Liveness self-checks after a silence.", c.self_checks);
+  m.Counter("reactor_notifications_total", "Notifications received on the channel.", n.notifications);
 }
 
 }  // namespace reactor::pg

@@ -24,6 +24,10 @@
 #include "pg/session.h"
 #include "pg/store.h"
 
+namespace reactor {
+class MetricsText;
+}
+
 namespace reactor::pg {
 
 struct ConnectionConfig {
@@ -68,6 +72,8 @@ class PgConnection : public SchedulerStore {
   bool ready() const { return state_ == State::kReady; }
   const ConnectionStats& stats() const { return stats_; }
   const SessionStats& session_stats() const { return session_.stats(); }
+  // Its metrics (names prefixed reactor_, docs/operations.md).
+  void WriteMetrics(MetricsText& m) const;
   // Called on every state change (after the change), with the reason.
   void set_state_observer(std::function<void(State, const std::string&)> fn) { on_state_ = std::move(fn); }
   // Called once per loop-pass batch of delivered events (a place to flush writes).

@@ -10,6 +10,7 @@
 #include "core/sat_time.h"
 #include "hub/protocol.h"
 #include "ws/handshake.h"
+#include "core/metrics_text.h"
 #include "ws/server_internal.h"
 
 namespace reactor::ws {
@@ -232,6 +233,36 @@ void Server::MaybeFinishClose() {
     auto done = std::move(on_closed_);
     done();
   }
+}
+
+void Server::WriteMetrics(MetricsText& m) const {
+  const auto& s = stats_;
+  m.Counter("reactor_bytes_sent_total", "Bytes written to sockets.", s.bytes_written);
+  m.Counter("reactor_socket_writes_total", "Write calls (each coalesces a loop pass's frames).", s.writes);
+  m.Counter("reactor_http_requests_total", "HTTP requests, upgrades included.", s.http_requests);
+  m.Counter("reactor_connections_accepted_total", "TCP connections accepted.", s.accepted);
+  m.Gauge("reactor_connections", "Open connections, HTTP and WebSocket (--max-connections).",
+          static_cast<double>(s.open_http + s.open_ws));
+  m.Counter("reactor_http_request_errors_total", "Requests refused as malformed or over a limit (400, 413, 431, 505).", s.request_errors);
+  m.Counter("reactor_http_headers_too_large_total", "Requests over --max-header-bytes (431).", s.headers_too_large);
+  m.Counter("reactor_connections_rejected_total", "Connections refused over the connection limit.", s.rejected_over_limit);
+  m.Counter("reactor_handshake_timeouts_total", "Requests not complete in time (slow-loris).", s.handshake_timeouts);
+  m.Counter("reactor_idle_timeouts_total", "Idle HTTP keep-alive connections closed.", s.idle_timeouts);
+  m.Counter("reactor_ws_protocol_errors_total", "WebSocket connections failed for a protocol error.", s.protocol_errors);
+  m.Counter("reactor_ws_auth_timeouts_total", "WebSocket connections closed (1008) for not authenticating in time.", s.auth_timeouts);
+  m.Counter("reactor_ws_ping_timeouts_total", "WebSocket connections closed after unanswered pings.", s.ping_timeouts);
+  m.Counter("reactor_ws_upgrade_failures_total", "Refused WebSocket handshakes.", s.upgrade_failures);
+  m.Counter("reactor_read_pauses_total", "Connections no longer read because their queued output went over --max-queue-bytes.", s.read_pauses);
+  m.Counter("reactor_stalled_drops_total", "HTTP connections dropped for not reading their responses within --idle-timeout-ms.", s.stalled_drops);
+  m.Counter("reactor_http_refused_total", "Requests refused to protect browsers: a Host not served here (421, DNS rebinding) or a cross-site Origin on /ws (403).",
+            s.refused_host, "reason=\"host\"");
+  m.Counter("reactor_http_refused_total", "Requests refused to protect browsers: a Host not served here (421, DNS rebinding) or a cross-site Origin on /ws (403).",
+            s.refused_origin, "reason=\"origin\"");
+  std::vector<double> bounds;
+  for (uint64_t b : s.latency_bounds_us) bounds.push_back(static_cast<double>(b) / 1e6);
+  m.Histogram("reactor_delivery_latency_seconds",
+              "From an event's notification being read to its frame written to a subscriber's socket.",
+              bounds, s.latency_counts, static_cast<double>(s.latency_sum_us) / 1e6, s.latency_count);
 }
 
 }  // namespace reactor::ws

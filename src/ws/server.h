@@ -36,6 +36,10 @@
 #include "ws/http.h"
 #include "ws/keepalive.h"
 
+namespace reactor {
+class MetricsText;
+}
+
 namespace reactor::ws {
 
 struct ServerConfig {
@@ -108,6 +112,8 @@ class Server {
   void SessionPrincipalChanged(hub::Session& s);
 
   const ServerStats& stats() const { return stats_; }
+  // Its metrics (names prefixed reactor_, docs/operations.md).
+  void WriteMetrics(MetricsText& m) const;
   size_t connections() const { return conns_.size(); }
 
   struct Conn;

@@ -68,7 +68,7 @@ test('1: pipelined HTTP requests whose responses are never read', { timeout: 600
     ping: s.ping, event: s.event,
     attack: async (stop) => {
       for (let i = 0; i < 2; i++) socks.push(await neverReader(s.reactor.port));
-      const req = Buffer.from('GET /style.css HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(200));
+      const req = Buffer.from('GET /style.css HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'.repeat(200));
       await Promise.all(socks.map((k) => flood(k, req, stop)));
     },
   });

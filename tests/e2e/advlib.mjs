@@ -26,7 +26,7 @@ export async function healthzMs(port, limit = 1000) {
     sock.on('data', (d) => { buf += d; if (buf.startsWith('HTTP/1.1 200') && buf.includes('alive')) resolve(true); });
     sock.on('close', () => resolve(false));
   });
-  sock.write('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  sock.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
   const ok = await Promise.race([answered, sleep(limit).then(() => false)]);
   sock.destroy();
   return ok ? performance.now() - t0 : limit;
@@ -40,7 +40,7 @@ export async function neverReader(port, { upgrade = false, path = '/ws', headers
   await once(sock, 'connect');
   if (upgrade) {
     const key = crypto.randomBytes(16).toString('base64');
-    sock.write(`GET ${path} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    sock.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
       `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${headers}\r\n`);
     let head = '';
     await new Promise((resolve, reject) => {
