@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/defaults.h"
 #include "core/host_port.h"
 #include "core/status.h"
 
@@ -19,13 +20,13 @@ struct Options {
   int exit_code = 0;  // with kExit: what main returns (help, version, usage errors)
 
   std::string database_url;
-  HostPort listen{"127.0.0.1", 8080};
+  HostPort listen{"127.0.0.1", defaults::kListenPort};
   bool listen_given = false;
-  std::string channel = "job_status_changed";
+  std::string channel = defaults::kChannel;
   std::string jwt_secret;
   // Token rules (docs/security.md): clock-skew leeway on exp/nbf/iat, and optional
   // required `aud` and `iss` values (both need --jwt-secret).
-  int64_t jwt_leeway_s = 30;
+  int64_t jwt_leeway_s = defaults::kJwtLeewayS;
   std::string jwt_audience;
   std::string jwt_issuer;
   bool allow_anonymous = false;
@@ -35,26 +36,26 @@ struct Options {
   std::vector<std::string> allowed_origins;
   std::vector<std::string> public_hosts;
   std::string record_file;
-  uint64_t history = 100000;
-  uint64_t max_queue_bytes = 1048576;
+  uint64_t history = defaults::kHistory;
+  uint64_t max_queue_bytes = defaults::kMaxQueueBytes;
   // Listener limits (docs/protocol.md, "Limits"); each trip is counted in /metrics.
-  uint64_t max_connections = 10000;
-  uint64_t max_header_bytes = 8192;
-  uint64_t handshake_timeout_ms = 10000;
-  uint64_t idle_timeout_ms = 60000;
-  uint64_t ping_interval_ms = 25000;
+  uint64_t max_connections = defaults::kMaxConnections;
+  uint64_t max_header_bytes = defaults::kMaxHeaderBytes;
+  uint64_t handshake_timeout_ms = defaults::kHandshakeTimeoutMs;
+  uint64_t idle_timeout_ms = defaults::kIdleTimeoutMs;
+  uint64_t ping_interval_ms = defaults::kPingIntervalMs;
   // Per-connection protocol limits (docs/protocol.md, "Limits").
-  uint64_t max_subscriptions = 64;
-  uint64_t max_filter_values = 256;
-  uint64_t max_filter_bytes = 4096;
-  uint64_t resume_entries_per_pass = 4096;
+  uint64_t max_subscriptions = defaults::kMaxSubscriptions;
+  uint64_t max_filter_values = defaults::kMaxFilterValues;
+  uint64_t max_filter_bytes = defaults::kMaxFilterBytes;
+  uint64_t resume_entries_per_pass = defaults::kResumeEntriesPerPass;
   bool no_scheduler = false;
   // Database reads made for clients (resume, snapshot) on their own connection.
-  uint64_t max_reads_per_connection = 2;
-  uint64_t max_database_reads = 256;
-  uint64_t read_timeout_ms = 30000;
+  uint64_t max_reads_per_connection = defaults::kMaxReadsPerConnection;
+  uint64_t max_database_reads = defaults::kMaxDatabaseReads;
+  uint64_t read_timeout_ms = defaults::kReadTimeoutMs;
   // `reactor migrate`: how long to wait for another migrate's lock.
-  uint64_t migrate_lock_timeout_ms = 60000;
+  uint64_t migrate_lock_timeout_ms = defaults::kMigrateLockTimeoutMs;
   // Pass unsigned payloads on the channel on as foreign payloads instead of rejecting
   // them (docs/security.md: anyone who can connect can then inject them).
   bool accept_unsigned_payloads = false;

@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/defaults.h"
 #include "core/event.h"
 #include "core/filter.h"
 #include "core/status.h"
@@ -39,7 +40,7 @@ inline constexpr int64_t kMaxNumericDate = 253402300799;
 // What a token must satisfy besides its signature (--jwt-leeway-s, --jwt-audience,
 // --jwt-issuer).
 struct TokenRules {
-  int64_t leeway_s = 30;  // clock skew allowed on exp, nbf and iat; 0..3600
+  int64_t leeway_s = defaults::kJwtLeewayS;  // clock skew allowed on exp, nbf and iat; 0..3600
   std::string audience;   // non-empty: `aud` must equal it, or be an array holding it
   std::string issuer;     // non-empty: `iss` must equal it
 };

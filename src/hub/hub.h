@@ -17,6 +17,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "core/defaults.h"
 #include "core/history.h"
 #include "core/status.h"
 #include "hub/auth.h"
@@ -108,18 +109,18 @@ struct HubStats {
 class Hub {
  public:
   struct Config {
-    size_t history = 100000;
-    size_t max_queue_bytes = 1048576;
+    size_t history = defaults::kHistory;
+    size_t max_queue_bytes = defaults::kMaxQueueBytes;
     std::string secret;          // empty: no authentication
     TokenRules token_rules;      // leeway, audience, issuer (with a secret)
     std::string server = "reactor";
     size_t snapshot_limit = 5000;      // rows in one snapshot
     size_t resume_limit = 100000;      // events one database resume may return
-    size_t max_subscriptions = 64;     // per connection
+    size_t max_subscriptions = defaults::kMaxSubscriptions;     // per connection
     ParseLimits parse;                 // filter sizes
     // History entries resume cursors may walk per loop pass, over all connections (a
     // `subscribe` walks at most kResumeEntriesPerMessage of them itself).
-    size_t resume_entries_per_pass = 4096;
+    size_t resume_entries_per_pass = defaults::kResumeEntriesPerPass;
   };
   static constexpr size_t kResumeEntriesPerMessage = 256;
   struct Hooks {

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/defaults.h"
 #include "core/filter.h"
 #include "core/status.h"
 
@@ -27,8 +28,8 @@ struct ClientMessage {
 
 // Bounds on what one `subscribe` may ask for (--max-filter-values, --max-filter-bytes).
 struct ParseLimits {
-  size_t max_filter_values = 256;   // values in one list (job_type or status)
-  size_t max_filter_bytes = 4096;   // all the filter's strings together
+  size_t max_filter_values = defaults::kMaxFilterValues;   // values in one list (job_type or status)
+  size_t max_filter_bytes = defaults::kMaxFilterBytes;   // all the filter's strings together
 };
 
 // Errors are client errors ("bad_request"), with a message saying what is wrong. A

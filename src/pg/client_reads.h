@@ -21,6 +21,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "core/defaults.h"
 #include "pg/session.h"
 #include "pg/store.h"
 
@@ -32,9 +33,9 @@ namespace reactor::pg {
 
 struct ClientReadsConfig {
   std::string conninfo;
-  size_t max_per_owner = 2;
-  size_t max_total = 256;
-  uint64_t statement_timeout_ms = 30000;
+  size_t max_per_owner = defaults::kMaxReadsPerConnection;
+  size_t max_total = defaults::kMaxDatabaseReads;
+  uint64_t statement_timeout_ms = defaults::kReadTimeoutMs;
   uint64_t connect_timeout_ms = 10000;
 };
 

@@ -13,6 +13,7 @@
 #include <span>
 #include <string>
 
+#include "core/defaults.h"
 #include "core/embedded.h"
 #include "core/status.h"
 
@@ -35,6 +36,6 @@ std::string Sha256Hex(std::string_view text);
 // REQUIRES: `migrations` sorted by version, versions unique.
 Result<MigrateReport> Migrate(const std::string& conninfo,
                               std::span<const EmbeddedFile> migrations,
-                              uint64_t lock_timeout_ms = 60000);
+                              uint64_t lock_timeout_ms = defaults::kMigrateLockTimeoutMs);
 
 }  // namespace reactor::pg

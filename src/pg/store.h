@@ -14,6 +14,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "core/defaults.h"
 #include "core/filter.h"
 #include "core/sequencer.h"
 #include "core/status.h"
@@ -25,7 +26,7 @@ namespace reactor::pg {
 inline constexpr int64_t kLeaderLockKey = 7212853350187139073;   // ...0001 scheduler leader (session lock)
 inline constexpr int64_t kTickLockKey = 7212853350187139074;     // ...0002 reactor.tick() (transaction lock, in SQL)
 inline constexpr int64_t kMigrateLockKey = 7212853350187139075;  // ...0003 `reactor migrate`
-inline constexpr const char* kDefaultChannel = "job_status_changed";
+inline constexpr const char* kDefaultChannel = defaults::kChannel;
 
 template <class T>
 using Reply = std::function<void(Result<T>)>;

@@ -14,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/defaults.h"
+
 struct http_parser;  // <http_parser.h>, kept out of this header
 
 namespace reactor::ws {
@@ -41,7 +43,7 @@ struct Request {
 };
 
 struct RequestLimits {
-  size_t max_header_bytes = 8192;  // request line + headers; beyond: 431
+  size_t max_header_bytes = defaults::kMaxHeaderBytes;  // request line + headers; beyond: 431
   size_t max_body_bytes = 1024;    // no endpoint takes a body; beyond: 413
 };
 

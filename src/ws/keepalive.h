@@ -8,12 +8,14 @@
 
 #include <cstdint>
 
+#include "core/defaults.h"
+
 namespace reactor::ws {
 
 class Keepalive {
  public:
   struct Config {
-    int64_t interval_ms = 25000;
+    int64_t interval_ms = static_cast<int64_t>(defaults::kPingIntervalMs);
     int max_unanswered = 2;
   };
   enum class Action { kNone, kPing, kClose };

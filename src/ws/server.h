@@ -28,6 +28,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "core/defaults.h"
 #include "ws/browser_guard.h"
 #include "core/host_port.h"
 #include "core/rate_limit.h"
@@ -44,9 +45,9 @@ namespace reactor::ws {
 
 struct ServerConfig {
   HostPort listen;
-  size_t max_connections = 10000;
-  uint64_t handshake_timeout_ms = 10000;  // first request complete within this
-  uint64_t idle_timeout_ms = 60000;       // HTTP keep-alive connection without a request
+  size_t max_connections = defaults::kMaxConnections;
+  uint64_t handshake_timeout_ms = defaults::kHandshakeTimeoutMs;  // first request complete within this
+  uint64_t idle_timeout_ms = defaults::kIdleTimeoutMs;       // HTTP keep-alive connection without a request
   uint64_t close_timeout_ms = 5000;       // closing handshake, then the socket goes
   RequestLimits request_limits;
   size_t max_message = 65536;
@@ -54,7 +55,7 @@ struct ServerConfig {
   // error replies, events, snapshots) counts against this (--max-queue-bytes). Over it,
   // the connection is not read until its queue is down to half (TCP backpressure);
   // events over it close a WebSocket with 1013 (the hub's rule).
-  size_t max_queue_bytes = 1048576;
+  size_t max_queue_bytes = defaults::kMaxQueueBytes;
   Keepalive::Config ping;
   BrowserPolicy browser;  // Host (DNS rebinding) and Origin (cross-site WebSocket) checks
 };
