@@ -25,6 +25,11 @@ struct Event {
   std::string deadline;      // ISO-8601 "deadline" field when present (scheduler hint)
   bool truncated = false;    // {"truncated": true}: the full event is in reactor.job_events
   std::string json;          // the payload, exactly as received
+  // From the signed notification or the catch-up row (0 = unknown: a journal replay, a
+  // foreign payload, a schema before migration 005): the writing transaction and the
+  // row's horizon, which make a resume from memory exact (docs/delivery.md).
+  uint64_t txid = 0;
+  uint64_t horizon = 0;
 
   // A row of reactor.job_events (has an id the catch-up can see); foreign payloads are
   // fanned out but never deduplicated or fetched.

@@ -27,7 +27,7 @@ using PublishedRef = std::shared_ptr<const Published>;
 
 class HistoryRing {
  public:
-  explicit HistoryRing(size_t capacity) : capacity_(capacity) {}
+  explicit HistoryRing(size_t capacity);
 
   // Every push takes the next stream position (0, 1, 2, ...), even with capacity 0.
   void Push(PublishedRef p);
@@ -46,6 +46,12 @@ class HistoryRing {
   // "from the beginning of the ring" only when the ring has never evicted anything.
   std::optional<uint64_t> PositionAfter(int64_t since_id) const;
 
+  // The first position in [begin(), before) whose event's transaction id is >= `txid`;
+  // nullopt when there is none. O(log capacity): a max-tree over the ring's slots. With
+  // the horizon of `since` this finds where a resume that is exact on any replica must
+  // start (docs/delivery.md, "Resume on any replica").
+  std::optional<uint64_t> FirstTxidAtLeast(uint64_t txid, uint64_t before) const;
+
   // Everything delivered after `since_id`, copied (tests and small rings only: the hub
   // walks the ring with a cursor instead).
   std::optional<std::vector<PublishedRef>> After(int64_t since_id) const;
@@ -63,6 +69,14 @@ class HistoryRing {
   std::unordered_map<int64_t, uint64_t> positions_;  // id -> stream position
   int64_t last_id_ = 0;
   bool evicted_ = false;
+  // Max-tree over slots (stream position % capacity): leaves hold the entry's txid.
+  size_t leaves_ = 0;
+  std::vector<uint64_t> tree_;
+  void SetSlot(size_t slot, uint64_t txid);
+  // Leftmost slot in [lo, hi) whose txid >= `txid`.
+  std::optional<size_t> LeftmostAtLeast(size_t lo, size_t hi, uint64_t txid) const;
+  std::optional<size_t> Descend(size_t node, size_t node_lo, size_t node_hi, size_t lo, size_t hi,
+                                uint64_t txid) const;
 };
 
 }  // namespace reactor

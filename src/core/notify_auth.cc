@@ -172,4 +172,21 @@ std::string SignNotification(std::string_view key, std::string_view channel, uin
   return out;
 }
 
+uint64_t TakeHorizon(std::string& payload) {
+  static constexpr std::string_view kHead = "{\"horizon\":\"";
+  if (payload.compare(0, kHead.size(), kHead) != 0) return 0;
+  size_t i = kHead.size();
+  uint64_t h = 0;
+  const size_t digits_from = i;
+  while (i < payload.size() && payload[i] >= '0' && payload[i] <= '9' && i - digits_from < 20) {
+    const uint64_t d = static_cast<uint64_t>(payload[i] - '0');
+    if (h > (UINT64_MAX - d) / 10) return 0;  // not an xid8
+    h = h * 10 + d;
+    ++i;
+  }
+  if (i == digits_from || i + 1 >= payload.size() || payload[i] != '"' || payload[i + 1] != ',') return 0;
+  payload.erase(1, i + 1);  // keep the "{", drop "horizon":"N",
+  return h;
+}
+
 }  // namespace reactor

@@ -65,6 +65,11 @@ class NotifyVerifier {
   bool has_key_ = false;
 };
 
+// A verified payload may begin with the row's horizon (migration 005):
+// {"horizon":"<decimal>",<the event after its "{">. Takes it out (leaving the event JSON
+// byte for byte) and returns it; 0 when there is none, and `payload` is left as it is.
+uint64_t TakeHorizon(std::string& payload);
+
 // What reactor.sign_notification returns for `payload` (a JSON object's text, starting
 // with "{" and longer than "{}"): for tests, fuzzing and tools. Independent of
 // NotifyVerifier's code path (one-shot HMAC over the assembled message).

@@ -57,6 +57,8 @@ void DeliverySequencer::OnCatchUpResult(uint64_t horizon, const std::vector<Row>
       continue;
     }
     ++stats_.recovered;
+    ev->txid = row.txid;
+    ev->horizon = row.horizon;
     Enqueue(std::move(*ev));
   }
 
@@ -106,6 +108,7 @@ void DeliverySequencer::Accept(std::string_view raw) {
   uint64_t txid = 0;
   NotifyVerdict verdict = verifier_.Verify(raw, verified_, txid);
   const bool is_signed = verdict == NotifyVerdict::kOk;
+  const uint64_t horizon = is_signed ? TakeHorizon(verified_) : 0;
   if (!is_signed && !(verdict == NotifyVerdict::kUnsigned && accept_unsigned_)) {
     ++stats_.rejected[static_cast<size_t>(verdict)];
     // For a log line: the start of what anyone may have sent, printable ASCII only.
@@ -132,6 +135,8 @@ void DeliverySequencer::Accept(std::string_view raw) {
     Enqueue(std::move(*ev));
     return;
   }
+  ev->txid = txid;
+  ev->horizon = horizon;
   Admit(std::move(*ev), txid);
 }
 
@@ -171,6 +176,8 @@ void DeliverySequencer::OnFetched(int64_t id, std::optional<std::string_view> pa
     if (payload) {
       auto ev = parser_.Parse(*payload);
       if (ev && ev->id == id) {
+        ev->txid = item.event.txid;
+        ev->horizon = item.event.horizon;
         item.event = std::move(*ev);
       } else {
         ++stats_.parse_errors;

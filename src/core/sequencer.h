@@ -51,6 +51,7 @@ class DeliverySequencer {
     int64_t id = 0;
     uint64_t txid = 0;
     std::optional<std::string> payload;  // absent when the id was in the query's seen list
+    uint64_t horizon = 0;                // the row's horizon column
   };
 
   struct Stats {

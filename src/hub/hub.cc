@@ -232,6 +232,8 @@ void Hub::Subscribe(Session& s, ClientMessage m) {
   sub->pending = false;
   sub->held.clear();
   sub->catching_up = false;
+  sub->filtered_until = 0;
+  sub->min_txid = 0;
   sub->from = history_.end();  // routed events from now on
   SendControl(s, SubscribedMessage(m.id, last_event_id()));
 
@@ -241,18 +243,36 @@ void Hub::Subscribe(Session& s, ClientMessage m) {
   }
   if (!m.since) return;
   int64_t since = *m.since;
-  if (auto start = history_.PositionAfter(since)) {
+  auto start = history_.PositionAfter(since);
+  // Exact on any replica (docs/delivery.md): every event whose transaction may have
+  // committed after `since` did, wherever this replica's stream put it: txid >= the
+  // horizon of `since`. Without a horizon (a schema before migration 005) only the
+  // database can say that exactly, so a live server asks it.
+  uint64_t first = start ? *start : 0;
+  uint64_t min_txid = 0;
+  if (start && since != 0) {
+    const PublishedRef* at = history_.At(*start - 1);
+    min_txid = at ? (*at)->event.horizon : 0;
+    if (min_txid == 0 && hooks_.reads) start.reset();
+    if (min_txid != 0) {
+      if (auto lo = history_.FirstTxidAtLeast(min_txid, *start)) first = std::min(first, *lo);
+      if (first < *start) ++stats_.resumes_widened;
+    }
+  }
+  if (start) {
     ++stats_.resumes_from_history;
     // A cursor over [start, until), handed out a bounded slice at a time; then routed
     // events from `until` on. While the session's own cursor is behind (another resume
     // in progress), its routing resumes at live_pos_, so this one ends there.
     uint64_t until = s.live_pos_ ? *s.live_pos_ : history_.end();
     sub->from = std::max(*start, until);
-    if (*start < until) {
+    if (first < until) {
       sub->catching_up = true;
-      sub->next = *start;
+      sub->next = first;
       sub->until = until;
       sub->since = since;
+      sub->filtered_until = *start;
+      sub->min_txid = min_txid;
       EnterCursor(s);
       size_t budget = std::min(kResumeEntriesPerMessage, pass_budget_left_);
       size_t before = budget;
@@ -405,7 +425,9 @@ Hub::Progress Hub::Advance(Session& s, size_t& budget) {
       --budget;
       ++stats_.resume_entries;
       const Published& e = **p;
-      if (s.who_.MaySee(e.event) && sub->filter.Matches(e.event)) {
+      const bool before_since = sub->next < sub->filtered_until;
+      const bool wanted = !before_since || (e.event.txid >= sub->min_txid && e.event.id != sub->since);
+      if (wanted && s.who_.MaySee(e.event) && sub->filter.Matches(e.event)) {
         // Wait for room rather than take the client for a slow consumer: it asked for it.
         size_t queued = s.out_.bytes() + s.inflight_bytes;
         if (queued > 0 && queued + e.frame.size() > config_.max_queue_bytes) {
@@ -526,6 +548,7 @@ void Hub::WriteMetrics(MetricsText& m) const {
           static_cast<double>(resuming_sessions()));
   m.Counter("reactor_resume_entries_total", "History entries walked by resume cursors.", h.resume_entries);
   m.Counter("reactor_resume_deferred_passes_total", "Loop passes whose resume budget (--resume-entries-per-pass) ran out with work left.", h.resume_deferred);
+  m.Counter("reactor_resumes_widened_total", "History resumes that also hand out events before `since` (txid >= its horizon): exact on any replica.", h.resumes_widened);
   m.Counter("reactor_resume_behind_closes_total", "Connections closed 1013 because the history moved past their resume cursor.", h.resume_behind);
 }
 

@@ -67,6 +67,10 @@ class Session {
     uint64_t next = 0;
     uint64_t until = 0;
     int64_t since = 0;
+    // Exact on any replica: positions before `filtered_until` (those up to `since`'s own)
+    // are handed out only when their txid >= `min_txid`, the horizon of `since`.
+    uint64_t filtered_until = 0;
+    uint64_t min_txid = 0;
   };
   Sub* Find(std::string_view id);
 
@@ -104,6 +108,7 @@ struct HubStats {
   uint64_t resume_entries = 0;      // history entries walked by resume cursors
   uint64_t resume_deferred = 0;     // loop passes whose resume budget ran out with work left
   uint64_t resume_behind = 0;       // sessions closed 1013: the history moved past their cursor
+  uint64_t resumes_widened = 0;     // history resumes that also hand out events before `since`
 };
 
 class Hub {

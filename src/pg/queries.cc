@@ -13,9 +13,9 @@ namespace {
 // (the horizon itself on the first read), payload omitted for ids already seen.
 constexpr const char* kCatchUpSql =
     "SELECT 0::bigint AS id, pg_snapshot_xmin(pg_current_snapshot())::text AS txid, "
-    "NULL::text AS payload "
+    "NULL::text AS payload, NULL::text AS horizon "
     "UNION ALL "
-    "SELECT e.id, e.txid::text, CASE WHEN s.id IS NULL THEN e.payload::text END "
+    "SELECT e.id, e.txid::text, CASE WHEN s.id IS NULL THEN e.payload::text END, e.horizon::text "
     "FROM reactor.job_events e LEFT JOIN unnest($2::bigint[]) AS s(id) ON s.id = e.id "
     "WHERE e.txid >= coalesce($1::xid8, pg_snapshot_xmin(pg_current_snapshot()))";
 
@@ -172,8 +172,9 @@ Status CatchUp(Session& s, const CatchUpRead& read, Reply<CatchUpRows> cb) {
         out.horizon = txid;
         continue;
       }
-      DeliverySequencer::Row row{id, txid, std::nullopt};
+      DeliverySequencer::Row row{id, txid, std::nullopt, 0};
       if (!PQgetisnull(r, i, 2)) row.payload.emplace(PQgetvalue(r, i, 2), static_cast<size_t>(PQgetlength(r, i, 2)));
+      if (!PQgetisnull(r, i, 3)) row.horizon = std::strtoull(PQgetvalue(r, i, 3), nullptr, 10);
       out.rows.push_back(std::move(row));
     }
     std::sort(out.rows.begin(), out.rows.end(), [](const auto& a, const auto& b) { return a.id < b.id; });

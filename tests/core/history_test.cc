@@ -72,3 +72,53 @@ TEST_CASE("positions: a resume is found in O(1) and walked entry by entry, no co
   CHECK_FALSE(none.PositionAfter(0));
   CHECK_FALSE(none.PositionAfter(1));
 }
+
+TEST_CASE("HistoryRing: the first position with txid >= a horizon, across evictions and the wrap") {
+  HistoryRing ring(5);
+  auto push = [&ring](int64_t id, uint64_t txid) {
+    auto p = std::make_shared<Published>();
+    p->event.id = id;
+    p->event.kind = "status";
+    p->event.txid = txid;
+    ring.Push(p);
+  };
+  CHECK(!ring.FirstTxidAtLeast(1, ring.end()));
+  push(1, 10);
+  push(2, 30);
+  push(3, 20);
+  CHECK(ring.FirstTxidAtLeast(15, ring.end()) == uint64_t{1});
+  CHECK(ring.FirstTxidAtLeast(25, ring.end()) == uint64_t{1});
+  CHECK(ring.FirstTxidAtLeast(5, ring.end()) == uint64_t{0});
+  CHECK(!ring.FirstTxidAtLeast(31, ring.end()));
+  CHECK(!ring.FirstTxidAtLeast(25, 1));  // only [begin, 1)
+  for (int64_t id = 4; id <= 9; ++id) push(id, static_cast<uint64_t>(id));  // evicts 1..4
+  CHECK(ring.begin() == 4);
+  // Positions 4..8 hold txids 5..9, wrapped around slots 4,0,1,2,3.
+  CHECK(ring.FirstTxidAtLeast(7, ring.end()) == uint64_t{6});
+  CHECK(ring.FirstTxidAtLeast(5, ring.end()) == uint64_t{4});
+  CHECK(ring.FirstTxidAtLeast(9, ring.end()) == uint64_t{8});
+  CHECK(!ring.FirstTxidAtLeast(9, 8));
+  CHECK(!ring.FirstTxidAtLeast(30, ring.end()));  // 30 was evicted
+  // Brute force over a random stream.
+  HistoryRing big(37);
+  std::vector<uint64_t> txids;
+  uint64_t x = 12345;
+  for (int i = 0; i < 500; ++i) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    const uint64_t t = 1 + (x >> 33) % 1000;
+    txids.push_back(t);
+    auto p = std::make_shared<Published>();
+    p->event.id = i + 1;
+    p->event.txid = t;
+    big.Push(p);
+    for (uint64_t h : {1ull, 250ull, 500ull, 900ull, 999ull}) {
+      for (uint64_t before : {big.begin() + 3, big.end()}) {
+        std::optional<uint64_t> want;
+        for (uint64_t pos = big.begin(); pos < std::min(before, big.end()); ++pos) {
+          if (txids[pos] >= h) { want = pos; break; }
+        }
+        CHECK(big.FirstTxidAtLeast(h, before) == want);
+      }
+    }
+  }
+}

@@ -494,3 +494,39 @@ TEST_CASE("simulation: no loss, no repeat, per-job order, across drops, prunes a
     CHECK(h.seq.seen_size() < committed.size() / 8);
   }
 }
+
+TEST_CASE("the row's horizon in front of a signed event is taken out and kept with the event (migration 005)") {
+  Harness h;
+  h.Start();
+  const std::string p = Payload(1, "a");
+  h.seq.OnNotification(Signed("{\"horizon\":\"97\"," + p.substr(1), 101));
+  REQUIRE(h.ids() == std::vector<int64_t>{1});
+  CHECK(h.out[0].json == p);  // byte for byte the event, without horizon, mac and txid
+  CHECK(h.out[0].txid == 101);
+  CHECK(h.out[0].horizon == 97);
+  // Without one (a schema before 005): unknown.
+  h.Note(Payload(2, "b"), 102);
+  CHECK(h.out[1].horizon == 0);
+  CHECK(h.out[1].txid == 102);
+  // A catch-up row carries both.
+  h.seq.OnConnectionLost();
+  (void)h.seq.BeginCatchUp(h.seq.NextCatchUpMode());
+  h.seq.OnCatchUpResult(100, {DeliverySequencer::Row{3, 103, Payload(3, "c"), 99}});
+  REQUIRE(h.ids() == std::vector<int64_t>{1, 2, 3});
+  CHECK(h.out[2].txid == 103);
+  CHECK(h.out[2].horizon == 99);
+}
+
+TEST_CASE("TakeHorizon takes out only a well-formed horizon field") {
+  std::string a = R"({"horizon":"123","id":1})";
+  CHECK(reactor::TakeHorizon(a) == 123);
+  CHECK(a == R"({"id":1})");
+  for (std::string bad : {std::string(R"({"horizon":"","id":1})"), std::string(R"({"horizon":"12x","id":1})"),
+                          std::string(R"({"horizon":"99999999999999999999999","id":1})"),
+                          std::string(R"({"horizon":123,"id":1})"), std::string(R"({"id":1,"horizon":"5"})"),
+                          std::string(R"({"horizon":"5")")}) {
+    const std::string before = bad;
+    CHECK(reactor::TakeHorizon(bad) == 0);
+    CHECK(bad == before);
+  }
+}

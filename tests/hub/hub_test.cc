@@ -26,7 +26,20 @@ Event Ev(int64_t id, const std::string& job, const char* user, const std::string
   EventParser p;
   auto e = p.Parse(json);
   REQUIRE(e);
+  // As the sequencer hands them out: one transaction per event, run alone (its horizon
+  // is its own txid), unless a test says otherwise.
+  e->txid = 1000 + static_cast<uint64_t>(id);
+  e->horizon = e->txid;
   return *e;
+}
+
+// An event of transaction `txid` written while the oldest running one was `horizon`.
+Event TxEv(int64_t id, uint64_t txid, uint64_t horizon, const std::string& job, const char* user,
+           const std::string& status) {
+  Event e = Ev(id, job, user, status);
+  e.txid = txid;
+  e.horizon = horizon;
+  return e;
 }
 
 std::string Token(const char* sub, const char* role, long exp, const char* secret = "k") {
@@ -716,4 +729,59 @@ TEST_CASE("hub: a resume waits for queue room instead of closing; falling behind
   CHECK(ids.size() == 40);
   CHECK(g.closes.empty());
   g.hub->Remove(t.get());
+}
+
+TEST_CASE("hub: a resume from the history is exact on any replica (events before `since` with txid >= its horizon)") {
+  Fixture f;
+  // This replica's stream: 11 (txid 101) is delivered before 10 — as a replica that read
+  // 11's notification first while another replica (or the database's id order) has 10
+  // first. 10 was written while 101 was still running: its horizon is 101.
+  f.hub->Publish(TxEv(9, 99, 99, "a", "u", "running"));
+  f.hub->Publish(TxEv(11, 101, 100, "b", "u", "running"));
+  f.hub->Publish(TxEv(10, 102, 101, "c", "u", "running"));
+  f.hub->Publish(TxEv(12, 103, 103, "d", "u", "running"));
+  auto s = f.Open();
+  Drain(*s);
+  // A client that saw ..., 9, 10 on another replica (where 11 came after 10) resumes
+  // from 10: it gets 11 (txid 101 >= 101), not 9 (99 < 101), not 10 itself, then 12.
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"x","since":10})");
+  CHECK(EventIds(Drain(*s)) == std::vector<int64_t>{11, 12});
+  CHECK(f.hub->stats().resumes_widened == 1);
+  CHECK(f.queries.empty());
+  // From 11: 10 came after it here; nothing before 11 has txid >= 100 except 11 itself.
+  auto t = f.Open();
+  Drain(*t);
+  f.hub->OnText(*t, R"({"op":"subscribe","id":"y","since":11})");
+  CHECK(EventIds(Drain(*t)) == std::vector<int64_t>{10, 12});
+  // Live events follow, once each.
+  Publish(*f.hub, 13, "a", "u", "completed");
+  CHECK(EventIds(Drain(*s)) == std::vector<int64_t>{13});
+  CHECK(EventIds(Drain(*t)) == std::vector<int64_t>{13});
+  f.hub->Remove(s.get());
+  f.hub->Remove(t.get());
+}
+
+TEST_CASE("hub: without a horizon (a schema before 005) a live server resumes from the database") {
+  Fixture f;
+  Event e = Ev(5, "a", "u", "running");
+  e.horizon = 0;
+  f.hub->Publish(std::move(e));
+  Publish(*f.hub, 6, "a", "u", "completed");
+  auto s = f.Open();
+  Drain(*s);
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"x","since":5})");
+  REQUIRE(f.queries.size() == 1);
+  CHECK(f.queries[0].rq.since == 5);
+  f.hub->Remove(s.get());
+  // In replay (no database) the history's own order is the stream: forward from `since`.
+  Fixture r({}, false);
+  Event e2 = Ev(5, "a", "u", "running");
+  e2.horizon = 0;
+  r.hub->Publish(std::move(e2));
+  Publish(*r.hub, 6, "a", "u", "completed");
+  auto s2 = r.Open();
+  Drain(*s2);
+  r.hub->OnText(*s2, R"({"op":"subscribe","id":"x","since":5})");
+  CHECK(EventIds(Drain(*s2)) == std::vector<int64_t>{6});
+  r.hub->Remove(s2.get());
 }

@@ -14,10 +14,10 @@ SELECT dblink_exec('listener', 'LISTEN other_channel') \gset
 SELECT dblink_exec('listener', 'LISTEN db_channel') \gset
 
 -- `raw` is the notification as sent, signed (migration 003); `payload` the event JSON in
--- it, the mac and txid fields taken out.
+-- it, the mac, txid and horizon (migration 005) fields taken out.
 CREATE TABLE notes (n serial PRIMARY KEY, channel text, payload text, raw text);
 CREATE FUNCTION unsigned_text(note text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
-  SELECT regexp_replace(note, '^\{"mac":"[0-9a-f]{64}","txid":"[0-9]+",', '{')
+  SELECT regexp_replace(note, '^\{"mac":"[0-9a-f]{64}","txid":"[0-9]+",("horizon":"[0-9]+",)?', '{')
 $$;
 -- Moves the listener's notifications into `notes` until there are `want` in all, or two
 -- seconds pass with none arriving (delivery to the listener is asynchronous).
@@ -116,7 +116,8 @@ SELECT is((SELECT payload::jsonb ->> 'truncated' FROM notes ORDER BY n DESC LIMI
 TRUNCATE notes;
 
 -- The boundary: signed notifications of 7880 to 7920 bytes; truncated exactly when above
--- 7900. The signature adds 83 bytes and the txid's digits to the event JSON.
+-- 7900. The signature adds 83 bytes and the txid's digits to the event JSON, the row's
+-- horizon (migration 005) 13 bytes and its digits.
 INSERT INTO reactor.scheduled_jobs (id, job_type) VALUES ('edge', 't');
 SELECT reactor.start_job('edge') AS edge_exec \gset
 UPDATE reactor.scheduled_jobs SET result = to_jsonb(''::text) WHERE id = 'edge';
@@ -126,7 +127,8 @@ BEGIN;
 DO $$
 DECLARE
   k integer;
-  base integer := current_setting('test.base_len')::integer + 83 + octet_length(pg_current_xact_id()::text);
+  base integer := current_setting('test.base_len')::integer + 83 + octet_length(pg_current_xact_id()::text)
+                  + 13 + octet_length(pg_snapshot_xmin(pg_current_snapshot())::text);
 BEGIN
   -- Each update of the result is a progress event whose signed form is about base + k bytes.
   FOR k IN (7880 - base) .. (7920 - base) LOOP
@@ -137,7 +139,8 @@ $$;
 COMMIT;
 SELECT is(collect(44), 44, 'start, result "", and 41 more progress notifications');
 CREATE TEMP VIEW edge AS
-  SELECT e.id, octet_length(e.payload::text) + 83 + octet_length(e.txid::text) AS len, n.payload AS note, n.raw
+  SELECT e.id, octet_length(e.payload::text) + 83 + octet_length(e.txid::text)
+               + 13 + octet_length(e.horizon::text) AS len, n.payload AS note, n.raw
     FROM reactor.job_events e JOIN notes n ON (n.payload::jsonb ->> 'id')::bigint = e.id
    WHERE e.job_id = 'edge' AND e.kind = 'progress' AND e.payload -> 'result' <> '""'::jsonb;
 SELECT is((SELECT count(*)::integer FROM edge), 41, '41 boundary events matched to their notifications');
@@ -146,7 +149,7 @@ SELECT is((SELECT count(*)::integer FROM edge WHERE (note::jsonb ? 'truncated') 
 SELECT is((SELECT count(*)::integer FROM edge WHERE len <= 7900 AND note <> (SELECT payload::text FROM reactor.job_events WHERE id = edge.id)), 0,
           'the ones at or below 7900 bytes are sent whole');
 SELECT is((SELECT count(*)::integer FROM edge WHERE len <= 7900 AND octet_length(raw) <> len), 0,
-          'and those are exactly as long as computed (event + 83 + txid digits)');
+          'and those are exactly as long as computed (event + 83 + txid digits + 13 + horizon digits)');
 SELECT ok(EXISTS (SELECT 1 FROM edge WHERE len = 7900 AND NOT note::jsonb ? 'truncated'),
           'a signed notification of exactly 7900 bytes is sent whole');
 SELECT ok(EXISTS (SELECT 1 FROM edge WHERE len = 7901 AND note::jsonb ? 'truncated'),

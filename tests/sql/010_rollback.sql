@@ -1,13 +1,15 @@
--- The rollbacks applied with psql, newest first: 003_notify_mac.down.sql makes the
+-- The rollbacks applied with psql, newest first: 005_notify_horizon.down.sql gives
+-- emit_event back its 003 form (no horizon sent); 003_notify_mac.down.sql makes the
 -- notifications unsigned again and drops the key; 002_tick.down.sql removes 002's objects
 -- and leaves 001 working; 001_schema.down.sql removes every object of 001 (also the
 -- triggers on attached user tables, not the tables), refuses while 002 is applied; both
 -- forget their migration and can run twice; the real `reactor migrate` then applies
 -- them again. Paths are relative to the repository root, where tools/test runs pg_prove.
-SELECT plan(48);
+SELECT plan(53);
 \set down1_sql `cat sql/migrations/001_schema.down.sql`
 \set down2_sql `cat sql/migrations/002_tick.down.sql`
 \set down3_sql `cat sql/migrations/003_notify_mac.down.sql`
+\set down5_sql `cat sql/migrations/005_notify_horizon.down.sql`
 
 CREATE TABLE public.user_jobs (id integer PRIMARY KEY, status text);
 SELECT reactor.attach('public.user_jobs') \gset
@@ -15,14 +17,27 @@ INSERT INTO public.user_jobs VALUES (1, 'new');
 INSERT INTO reactor.scheduled_jobs (id, job_type, scheduled_for) VALUES ('doomed', 't', now() - interval '1 minute');
 SELECT reactor.tick() \gset
 SELECT results_eq($$SELECT version, name FROM reactor.schema_migrations ORDER BY version$$,
-                  $$VALUES (1, '001_schema.sql'), (2, '002_tick.sql'), (3, '003_notify_mac.sql')$$,
-                  'before: 001, 002 and 003 are recorded');
+                  $$VALUES (1, '001_schema.sql'), (2, '002_tick.sql'), (3, '003_notify_mac.sql'),
+                           (5, '005_notify_horizon.sql')$$,
+                  'before: 001, 002, 003 and 005 are recorded');
 
--- 001 and 002 cannot go first
-SELECT throws_ok(:'down1_sql', '2BP01', 'roll back the later migrations first: 003_notify_mac.sql, 002_tick.sql',
-                 'the rollback of 001 refuses while 002 and 003 are applied');
-SELECT throws_ok(:'down2_sql', '2BP01', 'roll back the later migrations first: 003_notify_mac.sql',
-                 'the rollback of 002 refuses while 003 is applied');
+-- 001, 002 and 003 cannot go first
+SELECT throws_ok(:'down1_sql', '2BP01', 'roll back the later migrations first: 005_notify_horizon.sql, 003_notify_mac.sql, 002_tick.sql',
+                 'the rollback of 001 refuses while 002, 003 and 005 are applied');
+SELECT throws_ok(:'down2_sql', '2BP01', 'roll back the later migrations first: 005_notify_horizon.sql, 003_notify_mac.sql',
+                 'the rollback of 002 refuses while 003 and 005 are applied');
+SELECT throws_ok(:'down3_sql', '2BP01', 'roll back the later migrations first: 005_notify_horizon.sql',
+                 'the rollback of 003 refuses while 005 is applied');
+
+-- 005
+SELECT ok(pg_get_functiondef('reactor.emit_event'::regproc) ~ 'ev_horizon', 'before: emit_event sends the horizon');
+\ir ../../sql/migrations/005_notify_horizon.down.sql
+SELECT ok(pg_get_functiondef('reactor.emit_event'::regproc) !~ 'ev_horizon'
+          AND pg_get_functiondef('reactor.emit_event'::regproc) ~ 'sign_notification',
+          'the rollback of 005 gives emit_event back its 003 form (signed, no horizon)');
+SELECT results_eq($$SELECT version FROM reactor.schema_migrations ORDER BY version$$, $$VALUES (1), (2), (3)$$,
+                  '005 is forgotten, 001 to 003 are not');
+SELECT lives_ok(:'down5_sql', 'running the rollback of 005 a second time is harmless');
 SELECT has_function('reactor', 'tick', ARRAY[]::text[], 'and leaves everything in place');
 SELECT has_table('reactor', 'notify_key', 'the key too');
 
@@ -97,13 +112,17 @@ RESET client_min_messages;
 \set migrate_out `build/src/reactor migrate --database-url "host=:HOST port=:PORT dbname=:DBNAME user=:USER" 2>&1; echo "exit=$?"`
 SELECT ok(:'migrate_out' ~ 'exit=0$', 'reactor migrate exits 0 after the rollbacks');
 SELECT ok(:'migrate_out' ~ 'applied migration 001_schema.sql' AND :'migrate_out' ~ 'applied migration 002_tick.sql'
-          AND :'migrate_out' ~ 'applied migration 003_notify_mac.sql',
-          'and says it applied 001_schema.sql, 002_tick.sql and 003_notify_mac.sql');
+          AND :'migrate_out' ~ 'applied migration 003_notify_mac.sql'
+          AND :'migrate_out' ~ 'applied migration 005_notify_horizon.sql',
+          'and says it applied 001_schema.sql, 002_tick.sql, 003_notify_mac.sql and 005_notify_horizon.sql');
 SELECT has_table('reactor', t, 'reactor.' || t || ' is back')
   FROM unnest(ARRAY['scheduled_jobs', 'due_announcements', 'notify_key']) AS t;
 SELECT results_eq($$SELECT version, name FROM reactor.schema_migrations ORDER BY version$$,
-                  $$VALUES (1, '001_schema.sql'), (2, '002_tick.sql'), (3, '003_notify_mac.sql')$$, 'all three are recorded again');
-SELECT ok(pg_get_functiondef('reactor.emit_event'::regproc) ~ 'sign_notification', 'and events are signed again');
+                  $$VALUES (1, '001_schema.sql'), (2, '002_tick.sql'), (3, '003_notify_mac.sql'),
+                           (5, '005_notify_horizon.sql')$$, 'all four are recorded again');
+SELECT ok(pg_get_functiondef('reactor.emit_event'::regproc) ~ 'sign_notification'
+          AND pg_get_functiondef('reactor.emit_event'::regproc) ~ 'ev_horizon',
+          'and events are signed again, with their horizon');
 SELECT results_eq($$SELECT tbl::text FROM reactor.watched_tables$$, $$VALUES ('reactor.scheduled_jobs')$$,
                   'scheduled_jobs is watched again; the user table must be attached anew');
 

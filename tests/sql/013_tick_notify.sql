@@ -11,10 +11,10 @@ SELECT dblink_connect('listener', :'conninfo') \gset
 SELECT dblink_exec('listener', 'LISTEN job_status_changed') \gset
 
 -- `raw` is the notification as sent, signed (migration 003); `payload` the event JSON in
--- it, the mac and txid fields taken out.
+-- it, the mac, txid and horizon (migration 005) fields taken out.
 CREATE TABLE notes (n serial PRIMARY KEY, channel text, payload text, raw text);
 CREATE FUNCTION unsigned_text(note text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
-  SELECT regexp_replace(note, '^\{"mac":"[0-9a-f]{64}","txid":"[0-9]+",', '{')
+  SELECT regexp_replace(note, '^\{"mac":"[0-9a-f]{64}","txid":"[0-9]+",("horizon":"[0-9]+",)?', '{')
 $$;
 CREATE FUNCTION collect(want integer) RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE

@@ -2,7 +2,7 @@
 -- HMAC against RFC 4231 and pgcrypto (OpenSSL); each notification's mac and txid; the
 -- truncated form and the doorbell signed; the key unreadable, and the signer not callable,
 -- by a role without rights; writers without rights still send signed events; rotation.
-SELECT plan(36);
+SELECT plan(37);
 
 CREATE EXTENSION IF NOT EXISTS dblink;
 CREATE EXTENSION IF NOT EXISTS pgcrypto;
@@ -34,11 +34,15 @@ END
 $$;
 -- A notification taken apart, and its MAC checked with pgcrypto's hmac() (OpenSSL):
 -- independent of the migration's own HMAC code.
+-- `signed`: what the MAC covers; `payload`: the event, the row's horizon (migration 005)
+-- taken out of its front.
 CREATE VIEW parsed AS
-  SELECT n, channel, raw, m[1] AS mac, m[2] AS txid, '{' || m[3] AS payload
-    FROM notes, regexp_match(raw, '^\{"mac":"([0-9a-f]{64})","txid":"([0-9]+)",(.*)$', 's') AS m;
+  SELECT n, channel, raw, m[1] AS mac, m[2] AS txid, '{' || m[3] AS signed,
+         h[1] AS horizon, '{' || coalesce(h[2], m[3]) AS payload
+    FROM notes, regexp_match(raw, '^\{"mac":"([0-9a-f]{64})","txid":"([0-9]+)",(.*)$', 's') AS m
+         LEFT JOIN LATERAL regexp_match(m[3], '^"horizon":"([0-9]+)",(.*)$', 's') AS h ON true;
 CREATE VIEW verified AS
-  SELECT p.*, p.mac = encode(hmac(convert_to(p.channel || ':' || p.txid || ':' || p.payload, 'UTF8'),
+  SELECT p.*, p.mac = encode(hmac(convert_to(p.channel || ':' || p.txid || ':' || p.signed, 'UTF8'),
                                   (SELECT key FROM reactor.notify_key), 'sha256'), 'hex') AS mac_ok
     FROM parsed p;
 
@@ -84,6 +88,8 @@ SELECT is((SELECT payload FROM parsed), (SELECT payload::text FROM reactor.job_e
           'without mac and txid it is the logged payload byte for byte');
 SELECT is((SELECT txid FROM parsed), (SELECT txid::text FROM reactor.job_events WHERE job_id = 'm1'),
           'its txid is the row''s txid');
+SELECT is((SELECT horizon FROM parsed), (SELECT horizon::text FROM reactor.job_events WHERE job_id = 'm1'),
+          'its horizon (in front of the event, signed) is the row''s horizon');
 TRUNCATE notes;
 
 -- The truncated form and the doorbell are signed too
