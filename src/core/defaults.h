@@ -15,6 +15,8 @@ inline constexpr uint64_t kMaxSubscriptions = 64;        // per connection
 inline constexpr uint64_t kMaxFilterValues = 256;        // per filter list
 inline constexpr uint64_t kMaxFilterBytes = 4096;        // per filter
 inline constexpr uint64_t kResumeEntriesPerPass = 4096;  // history entries per loop pass, in all
+inline constexpr uint64_t kMaxHeldEvents = 10000;        // held per subscription while it ends pending
+inline constexpr uint64_t kMaxResumeRows = 200000;       // database resume rows in memory, in all
 // Listener
 inline constexpr uint64_t kMaxConnections = 10000;
 inline constexpr uint64_t kMaxHeaderBytes = 8192;

@@ -48,7 +48,10 @@ std::unique_ptr<Session> Hub::Open(Principal who, bool authenticated) {
 
 void Hub::Remove(Session* s) {
   sessions_.erase(s->id());
-  for (auto& sub : s->subs_) CancelRead(sub);
+  for (auto& sub : s->subs_) {
+    CancelRead(sub);
+    DropRows(sub);
+  }
 }
 
 void Hub::CancelRead(Session::Sub& sub) {
@@ -123,7 +126,11 @@ void Hub::Route(Session& s, const PublishedRef& p, const FrameRef& frame, uint64
   for (auto& sub : s.subs_) {
     if (pos < sub.from || !sub.filter.Matches(p->event)) continue;
     if (sub.pending) {
-      sub.held.push_back(p);
+      if (sub.held.size() >= config_.max_held_events) {
+        sub.hold_overflow = true;  // its stream ends with a gap
+      } else {
+        sub.held.push_back(p);
+      }
       any_pending = true;
     } else {
       live = true;
@@ -190,6 +197,7 @@ void Hub::OnText(Session& s, std::string_view text) {
         return;
       }
       CancelRead(*it);
+      DropRows(*it);
       s.subs_.erase(it);
       SendControl(s, UnsubscribedMessage(m->id));
       return;
@@ -227,6 +235,7 @@ void Hub::Subscribe(Session& s, ClientMessage m) {
     sub->id = m.id;
   }
   CancelRead(*sub);  // a replaced subscription's read is of no use any more
+  DropRows(*sub);
   sub->filter = std::move(*filter);
   sub->token = next_token_++;
   sub->pending = false;
@@ -309,6 +318,13 @@ void Hub::ResumeFromDatabase(Session& s, const std::string& sub_id, int64_t sinc
           Release(*live, sub_id, token, {}, {});
           return;
         }
+        if (rows_in_memory_ + rows->payloads.size() > config_.max_resume_rows) {
+          ++stats_.resume_rows_refused;
+          ++stats_.gaps;
+          SendControl(*live, GapMessage(sub_id, since));
+          Release(*live, sub_id, token, {}, {});
+          return;
+        }
         ++stats_.resumes_from_database;
         EventParser parser;
         std::vector<PublishedRef> first;
@@ -361,7 +377,8 @@ void Hub::TakeSnapshot(Session& s, const std::string& sub_id) {
           return;
         }
         ++stats_.snapshots;
-        SendControl(*live, SnapshotMessage(sub_id, as_of, rows->jobs_json));
+        ++stats_.control_frames;
+        sub->reply = TextFrame(SnapshotMessage(sub_id, as_of, rows->jobs_json));
         Release(*live, sub_id, token, {}, rows->reflected);
       });
   if (!ticket) {
@@ -377,24 +394,116 @@ void Hub::Release(Session& s, const std::string& sub_id, uint64_t token,
                   const std::vector<PublishedRef>& first, const std::unordered_set<int64_t>& skip) {
   Session::Sub* sub = s.Find(sub_id);
   if (!sub || sub->token != token) return;
-  std::vector<PublishedRef> held;
-  held.swap(sub->held);
-  sub->pending = false;
-  for (const auto& p : first) {
-    if (!s.who_.MaySee(p->event) || !sub->filter.Matches(p->event)) continue;
-    if (!Send(s, FrameRef(p, &p->frame), true)) return;
+  sub->rows = first;
+  sub->rows_next = 0;
+  sub->owned_rows = first.size();
+  rows_in_memory_ += first.size();
+  sub->skip = skip;
+  StartStream(s, *sub);
+}
+
+bool Hub::Room(const Session& s, size_t bytes) const {
+  const size_t queued = s.out_.bytes() + s.inflight_bytes;
+  return queued == 0 || queued + bytes <= config_.max_queue_bytes;
+}
+
+void Hub::DropRows(Session::Sub& sub) {
+  rows_in_memory_ -= std::min(rows_in_memory_, sub.owned_rows);
+  sub.owned_rows = 0;
+  sub.rows.clear();
+  sub.rows.shrink_to_fit();
+  sub.rows_next = 0;
+  sub.reply.reset();
+  sub.skip.clear();
+  sub.streaming = false;
+  sub.hold_overflow = false;
+}
+
+void Hub::StartStream(Session& s, Session::Sub& sub) {
+  sub.streaming = true;
+  if (!s.in_cursor_list_) {
+    s.in_cursor_list_ = true;
+    cursor_list_.push_back(s.id());
   }
-  // Another subscription still held may hold the same events: remember what goes out
-  // now so that its release does not send them a second time.
-  bool others_pending = std::any_of(s.subs_.begin(), s.subs_.end(), [](const auto& x) { return x.pending; });
-  for (const auto& p : held) {
-    if (p->event.id > 0 && skip.count(p->event.id)) continue;
-    if (s.sent_while_pending_.count(p->seq)) continue;  // another subscription sent it
-    if (!Send(s, FrameRef(p, &p->frame), true)) return;
-    if (others_pending) s.sent_while_pending_.insert(p->seq);
+  size_t budget = std::min(kResumeEntriesPerMessage, pass_budget_left_);
+  const size_t before = budget;
+  (void)Stream(s, budget);
+  pass_budget_left_ -= before - budget;
+}
+
+Hub::Progress Hub::Stream(Session& s, size_t& budget) {
+  bool blocked = false;
+  bool more = false;
+  for (size_t i = 0; i < s.subs_.size(); ++i) {
+    Session::Sub& sub = s.subs_[i];
+    while (sub.streaming && !s.closing_) {
+      if (sub.hold_overflow) {
+        // Too much arrived while it was pending: what it holds is incomplete.
+        ++stats_.hold_overflows;
+        ++stats_.gaps;
+        const std::string id = sub.id;
+        const int64_t after = last_event_id();
+        DropRows(sub);
+        sub.held.clear();
+        sub.pending = false;
+        SendControl(s, GapMessage(id, after));
+        break;
+      }
+      if (sub.reply) {
+        if (!Room(s, 0)) {  // a reply needs the queue not to be over the limit
+          blocked = true;
+          break;
+        }
+        FrameRef r = std::move(sub.reply);
+        sub.reply.reset();
+        if (!Send(s, std::move(r), false)) return Progress::kDone;
+        continue;
+      }
+      if (sub.rows_next < sub.rows.size()) {
+        if (budget == 0) {
+          more = true;
+          break;
+        }
+        const PublishedRef& p = sub.rows[sub.rows_next];
+        const bool wanted = s.who_.MaySee(p->event) && sub.filter.Matches(p->event) &&
+                            !(sub.owned_rows == 0 && p->event.id > 0 && sub.skip.count(p->event.id)) &&
+                            !(sub.owned_rows == 0 && s.sent_while_pending_.count(p->seq));
+        if (wanted && !Room(s, p->frame.size())) {
+          blocked = true;
+          break;
+        }
+        --budget;
+        ++sub.rows_next;
+        if (wanted) {
+          if (!Send(s, FrameRef(p, &p->frame), true)) return Progress::kDone;
+          const bool others_pending = std::any_of(s.subs_.begin(), s.subs_.end(), [&](const auto& x) {
+            return &x != &sub && x.pending;
+          });
+          if (sub.owned_rows == 0 && others_pending) s.sent_while_pending_.insert(p->seq);
+        }
+        continue;
+      }
+      // The rows are out; then what was held meanwhile, a round at a time (more may
+      // arrive while a round drains: the subscription stays pending until none is left).
+      rows_in_memory_ -= std::min(rows_in_memory_, sub.owned_rows);
+      sub.owned_rows = 0;
+      sub.rows.clear();
+      sub.rows_next = 0;
+      if (!sub.held.empty()) {
+        sub.rows.swap(sub.held);
+        continue;
+      }
+      sub.pending = false;
+      sub.streaming = false;
+      sub.skip.clear();
+      if (std::none_of(s.subs_.begin(), s.subs_.end(), [](const auto& x) { return x.pending; })) {
+        s.sent_while_pending_.clear();
+      }
+    }
   }
-  bool still_pending = std::any_of(s.subs_.begin(), s.subs_.end(), [](const auto& x) { return x.pending; });
-  if (!still_pending) s.sent_while_pending_.clear();
+  if (blocked) return Progress::kBlocked;
+  if (more) return Progress::kMore;
+  return Progress::kDone;
 }
 
 void Hub::EnterCursor(Session& s) {
@@ -406,6 +515,11 @@ void Hub::EnterCursor(Session& s) {
 }
 
 Hub::Progress Hub::Advance(Session& s, size_t& budget) {
+  if (s.closing_) return Progress::kDone;
+  if (std::any_of(s.subs_.begin(), s.subs_.end(), [](const auto& x) { return x.streaming; })) {
+    const Progress streamed = Stream(s, budget);
+    if (streamed != Progress::kDone || !s.live_pos_) return streamed;
+  }
   while (budget > 0) {
     if (s.closing_ || !s.live_pos_) return Progress::kDone;
     auto sub = std::find_if(s.subs_.begin(), s.subs_.end(), [](const auto& x) { return x.catching_up; });
@@ -481,7 +595,8 @@ bool Hub::Pump() {
     auto it = sessions_.find(sid);
     if (it == sessions_.end()) continue;
     Session& s = *it->second;
-    if (s.closing_ || !s.live_pos_) {
+    const bool streaming = std::any_of(s.subs_.begin(), s.subs_.end(), [](const auto& x) { return x.streaming; });
+    if (s.closing_ || (!s.live_pos_ && !streaming)) {
       s.in_cursor_list_ = false;
       s.live_pos_.reset();
       continue;
@@ -549,6 +664,9 @@ void Hub::WriteMetrics(MetricsText& m) const {
   m.Counter("reactor_resume_entries_total", "History entries walked by resume cursors.", h.resume_entries);
   m.Counter("reactor_resume_deferred_passes_total", "Loop passes whose resume budget (--resume-entries-per-pass) ran out with work left.", h.resume_deferred);
   m.Counter("reactor_resumes_widened_total", "History resumes that also hand out events before `since` (txid >= its horizon): exact on any replica.", h.resumes_widened);
+  m.Counter("reactor_hold_overflows_total", "Subscriptions that held more than --max-held-events live events while their snapshot or resume was handed out (answered gap).", h.hold_overflows);
+  m.Counter("reactor_resume_rows_refused_total", "Database resumes refused because --max-resume-rows would be exceeded (answered gap).", h.resume_rows_refused);
+  m.Gauge("reactor_resume_rows", "Events read from the database for resumes, waiting to be handed out.", static_cast<double>(rows_in_memory_));
   m.Counter("reactor_resume_behind_closes_total", "Connections closed 1013 because the history moved past their resume cursor.", h.resume_behind);
 }
 

@@ -71,6 +71,18 @@ class Session {
     // are handed out only when their txid >= `min_txid`, the horizon of `since`.
     uint64_t filtered_until = 0;
     uint64_t min_txid = 0;
+    // Ending a pending subscription (a snapshot or a resume from the database answered):
+    // handed out as the socket drains, never more than fits under --max-queue-bytes:
+    // first `reply` (the snapshot), then `rows` (the resume's events, id order), then the
+    // live events held meanwhile (`held`, rounds of them while more arrive), none of
+    // those in `skip` (the ids the snapshot or the rows already cover).
+    bool streaming = false;
+    FrameRef reply;
+    std::vector<PublishedRef> rows;
+    size_t rows_next = 0;
+    size_t owned_rows = 0;  // of `rows`, read from the database (counted in rows_in_memory_)
+    std::unordered_set<int64_t> skip;
+    bool hold_overflow = false;  // more live events arrived than --max-held-events
   };
   Sub* Find(std::string_view id);
 
@@ -109,6 +121,8 @@ struct HubStats {
   uint64_t resume_deferred = 0;     // loop passes whose resume budget ran out with work left
   uint64_t resume_behind = 0;       // sessions closed 1013: the history moved past their cursor
   uint64_t resumes_widened = 0;     // history resumes that also hand out events before `since`
+  uint64_t hold_overflows = 0;      // pending subscriptions that held too many live events: gap
+  uint64_t resume_rows_refused = 0; // database resumes over --max-resume-rows in memory: gap
 };
 
 class Hub {
@@ -126,6 +140,11 @@ class Hub {
     // History entries resume cursors may walk per loop pass, over all connections (a
     // `subscribe` walks at most kResumeEntriesPerMessage of them itself).
     size_t resume_entries_per_pass = defaults::kResumeEntriesPerPass;
+    // Live events one subscription may hold while its snapshot or resume is handed out;
+    // past it the subscription gets `gap` (the client re-snapshots).
+    size_t max_held_events = defaults::kMaxHeldEvents;
+    // Events read from the database for resumes, held in memory over all connections.
+    size_t max_resume_rows = defaults::kMaxResumeRows;
   };
   static constexpr size_t kResumeEntriesPerMessage = 256;
   struct Hooks {
@@ -189,6 +208,12 @@ class Hub {
   enum class Progress { kDone, kBlocked, kMore };
   // Walks up to `budget` history entries for `s`'s resume cursor (decrements it).
   Progress Advance(Session& s, size_t& budget);
+  // Hands out what ending pending subscriptions have waiting (see Sub::streaming).
+  Progress Stream(Session& s, size_t& budget);
+  void StartStream(Session& s, Session::Sub& sub);
+  void DropRows(Session::Sub& sub);
+  // Room for `bytes` more in the session's queue (always, when it is empty).
+  bool Room(const Session& s, size_t bytes) const;
   void EnterCursor(Session& s);
   void ResumeFromDatabase(Session& s, const std::string& sub_id, int64_t since);
   void TakeSnapshot(Session& s, const std::string& sub_id);
@@ -206,7 +231,8 @@ class Hub {
   uint64_t next_token_ = 1;
   int64_t last_id_ = 0;
   std::unordered_map<uint64_t, Session*> sessions_;
-  std::deque<uint64_t> cursor_list_;  // sessions with a resume cursor, round-robin
+  std::deque<uint64_t> cursor_list_;  // sessions with a resume cursor or a stream, round-robin
+  size_t rows_in_memory_ = 0;         // database resume rows held by streams
   size_t pass_budget_left_ = 0;       // of resume_entries_per_pass, this loop pass
   HubStats stats_;
 };

@@ -785,3 +785,92 @@ TEST_CASE("hub: without a horizon (a schema before 005) a live server resumes fr
   CHECK(EventIds(Drain(*s2)) == std::vector<int64_t>{6});
   r.hub->Remove(s2.get());
 }
+
+TEST_CASE("hub: a resume from the database larger than the send queue is handed out as it drains") {
+  Hub::Config c;
+  c.history = 2;
+  c.max_queue_bytes = 2048;
+  Fixture f(c);
+  for (int64_t id = 1; id <= 3; ++id) Publish(*f.hub, id, "j", "u", "running");
+  auto s = f.Open();
+  Drain(*s);
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"d","since":1})");
+  Drain(*s);
+  REQUIRE(f.queries.size() == 1);
+  Publish(*f.hub, 500, "k", "u", "running");  // held meanwhile
+  pg::ResumeRows rows{true, {}};
+  for (int64_t id = 2; id <= 200; ++id) rows.payloads.push_back(Ev(id, "j" + std::to_string(id % 7), "u", "running").json);
+  f.queries[0].Answer(std::move(rows));
+  std::vector<int64_t> got;
+  for (int round = 0; round < 400 && got.size() < 200; ++round) {
+    auto ids = EventIds(Drain(*s));
+    got.insert(got.end(), ids.begin(), ids.end());
+    f.hub->Pump();
+  }
+  CHECK(f.closes.empty());  // never taken for a slow consumer
+  std::vector<int64_t> want;
+  for (int64_t id = 2; id <= 200; ++id) want.push_back(id);
+  want.push_back(500);
+  CHECK(got == want);
+  CHECK(f.hub->stats().resumes_from_database == 1);
+  Publish(*f.hub, 501, "k", "u", "completed");
+  CHECK(EventIds(Drain(*s)) == std::vector<int64_t>{501});
+  f.hub->Remove(s.get());
+}
+
+TEST_CASE("hub: more live events than --max-held-events while pending: gap; a resume over --max-resume-rows: gap") {
+  Hub::Config c;
+  c.history = 2;
+  c.max_held_events = 3;
+  Fixture f(c);
+  for (int64_t id = 1; id <= 3; ++id) Publish(*f.hub, id, "j", "u", "running");
+  auto s = f.Open();
+  Drain(*s);
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"d","since":1})");
+  Drain(*s);
+  for (int64_t id = 10; id <= 14; ++id) Publish(*f.hub, id, "j", "u", "running");  // 5 > 3
+  f.queries[0].Answer(pg::ResumeRows{true, {Ev(2, "j", "u", "running").json}});
+  auto msgs = Drain(*s);
+  CHECK(Has(msgs, R"({"type":"gap","id":"d")"));
+  CHECK(f.hub->stats().hold_overflows == 1);
+  Publish(*f.hub, 15, "j", "u", "running");  // live again after the gap
+  CHECK(EventIds(Drain(*s)) == std::vector<int64_t>{15});
+  f.hub->Remove(s.get());
+
+  Hub::Config c2;
+  c2.history = 2;
+  c2.max_resume_rows = 10;
+  Fixture g(c2);
+  for (int64_t id = 1; id <= 3; ++id) Publish(*g.hub, id, "j", "u", "running");
+  auto t = g.Open();
+  Drain(*t);
+  g.hub->OnText(*t, R"({"op":"subscribe","id":"d","since":1})");
+  pg::ResumeRows many{true, {}};
+  for (int64_t id = 2; id <= 20; ++id) many.payloads.push_back(Ev(id, "j", "u", "running").json);
+  g.queries[0].Answer(std::move(many));
+  CHECK(Has(Drain(*t), R"({"type":"gap","id":"d")"));
+  CHECK(g.hub->stats().resume_rows_refused == 1);
+  g.hub->Remove(t.get());
+}
+
+TEST_CASE("hub: a snapshot waits for the queue to drain instead of closing a connection that is behind") {
+  Hub::Config c;
+  c.max_queue_bytes = 1024;
+  Fixture f(c);
+  auto s = f.Open();
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"live"})");
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"snap","snapshot":true})");
+  Drain(*s);
+  // The live subscription fills the queue close to the limit (the client has not read).
+  int64_t id = 1;
+  while (s->out().bytes() + 200 < c.max_queue_bytes) Publish(*f.hub, id++, "a", "u", "running");
+  s->out().Push(std::make_shared<const std::string>(std::string(300, 'x')));  // a reply over the limit now
+  REQUIRE(s->out().bytes() > c.max_queue_bytes);
+  f.queries[0].Answer(pg::SnapshotRows{R"([{"id":"a"}])", {}});
+  CHECK(f.closes.empty());
+  s->out().Clear();  // the client reads
+  f.hub->Pump();
+  auto msgs = Drain(*s);
+  CHECK(Has(msgs, R"({"type":"snapshot","id":"snap")"));
+  f.hub->Remove(s.get());
+}
