@@ -19,6 +19,8 @@ Frontend::Frontend(uv_loop_t* loop, const Options& options, Deps deps)
   hc.parse.max_filter_values = options.max_filter_values;
   hc.parse.max_filter_bytes = options.max_filter_bytes;
   hc.resume_entries_per_pass = options.resume_entries_per_pass;
+  hc.max_held_events = options.max_held_events;
+  hc.max_resume_rows = options.max_resume_rows;
   hc.token_rules.leeway_s = options.jwt_leeway_s;
   hc.token_rules.audience = options.jwt_audience;
   hc.token_rules.issuer = options.jwt_issuer;

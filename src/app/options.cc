@@ -97,6 +97,12 @@ Options ParseOptions(int argc, const char* const* argv) {
   app.add_option("--resume-entries-per-pass", o.resume_entries_per_pass,
                  "history entries resumes (since) may walk per loop pass, all connections together")
       ->capture_default_str()->check(CLI::Range(uint64_t{64}, uint64_t{10000000}));
+  app.add_option("--max-held-events", o.max_held_events,
+                 "live events one subscription may hold while its snapshot or database resume is handed out")
+      ->capture_default_str()->check(CLI::Range(uint64_t{1}, uint64_t{10000000}));
+  app.add_option("--max-resume-rows", o.max_resume_rows,
+                 "events read from the database for resumes, held in memory over all connections")
+      ->capture_default_str()->check(CLI::Range(uint64_t{1}, uint64_t{100000000}));
   app.add_flag("--no-scheduler", o.no_scheduler, "this replica never ticks");
   app.add_option("--max-reads-per-connection", o.max_reads_per_connection,
                  "database reads (resume, snapshot) one connection may have outstanding")

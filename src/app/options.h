@@ -49,6 +49,8 @@ struct Options {
   uint64_t max_filter_values = defaults::kMaxFilterValues;
   uint64_t max_filter_bytes = defaults::kMaxFilterBytes;
   uint64_t resume_entries_per_pass = defaults::kResumeEntriesPerPass;
+  uint64_t max_held_events = defaults::kMaxHeldEvents;
+  uint64_t max_resume_rows = defaults::kMaxResumeRows;
   bool no_scheduler = false;
   // Database reads made for clients (resume, snapshot) on their own connection.
   uint64_t max_reads_per_connection = defaults::kMaxReadsPerConnection;
