@@ -52,6 +52,15 @@ Frontend::Frontend(uv_loop_t* loop, const Options& options, Deps deps)
   // checked only when --public-host names the expected ones.
   sc.browser.check_host = options.jwt_secret.empty() || !sc.browser.public_hosts.empty();
   sc.browser.listen_host = options.listen.host;
+  if (options.metrics_listen) {
+    ws::ServerConfig mc = sc;
+    mc.listen = *options.metrics_listen;
+    mc.websocket = false;
+    mc.max_connections = 64;  // scrapers and probes
+    mc.browser.listen_host = options.metrics_listen->host;
+    metrics_server_ = std::make_unique<ws::Server>(loop_, mc, *hub_,
+                                                   [this](const ws::Request& r) { return HandleOperator(r); });
+  }
   server_ = std::make_unique<ws::Server>(loop_, sc, *hub_,
                                          [this](const ws::Request& r) { return Handle(r); });
   uv_check_init(loop_, &check_);
@@ -84,11 +93,27 @@ Status Frontend::Start() {
   } else {
     std::fprintf(stderr, "%s\n", line.c_str());
   }
+  if (metrics_server_) {
+    auto m = metrics_server_->Start();
+    if (!m) return m.status();
+    std::string mhost = m->host.find(':') != std::string::npos ? "[" + m->host + "]" : m->host;
+    std::string mline = "metrics listening on " + mhost + ":" + std::to_string(m->port);
+    if (spdlog::should_log(spdlog::level::info)) {
+      spdlog::info("{}", mline);
+    } else {
+      std::fprintf(stderr, "%s\n", mline.c_str());
+    }
+  }
   return Status::Ok();
 }
 
 ws::Response Frontend::Handle(const ws::Request& req) {
   if (const web::Asset* asset = web::Assets::Embedded().Find(req.path)) return web::Serve(*asset, req);
+  if (req.path == "/metrics" && metrics_server_) return ws::NotFound();  // on --metrics-listen only
+  return HandleOperator(req);
+}
+
+ws::Response Frontend::HandleOperator(const ws::Request& req) {
   const bool known = req.path == "/healthz" || req.path == "/readyz" || req.path == "/metrics";
   if (!known) return ws::NotFound();
   if (req.method != "GET" && req.method != "HEAD") return ws::MethodNotAllowed("GET, HEAD");
@@ -115,6 +140,15 @@ std::string Frontend::Metrics() {
 
 void Frontend::Close(std::function<void()> done) {
   on_closed_ = std::move(done);
+  if (metrics_server_) {
+    // Operators' scrapes end first; then the subscribers.
+    metrics_server_->Close([this] { CloseMain(); });
+    return;
+  }
+  CloseMain();
+}
+
+void Frontend::CloseMain() {
   server_->Close([this] {
     auto closed = [](uv_handle_t* h) {
       auto* self = static_cast<Frontend*>(h->data);

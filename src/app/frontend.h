@@ -44,6 +44,8 @@ class Frontend {
 
  private:
   ws::Response Handle(const ws::Request& req);
+  ws::Response HandleOperator(const ws::Request& req);  // /metrics, /healthz, /readyz
+  void CloseMain();
   std::string Metrics();
 
   uv_loop_t* loop_;
@@ -51,6 +53,7 @@ class Frontend {
   Deps deps_;
   std::unique_ptr<hub::Hub> hub_;
   std::unique_ptr<ws::Server> server_;
+  std::unique_ptr<ws::Server> metrics_server_;  // --metrics-listen
   // Loop lag: time from the poll's wake-up (check) to the next sleep (prepare).
   uv_check_t check_;
   uv_prepare_t prepare_;

@@ -40,6 +40,10 @@ Options ParseOptions(int argc, const char* const* argv) {
       ->envname("DATABASE_URL");
   app.add_option("--listen", listen, "HTTP + WebSocket address HOST:PORT (port 0 = any)")
       ->envname("REACTOR_LISTEN");
+  std::string metrics_listen;
+  app.add_option("--metrics-listen", metrics_listen,
+                 "serve /metrics (and /healthz, /readyz) on this HOST:PORT only, not on --listen")
+      ->envname("REACTOR_METRICS_LISTEN");
   app.add_option("--channel", o.channel, "NOTIFY channel")->envname("REACTOR_CHANNEL")
       ->capture_default_str();
   app.add_option("--jwt-secret", o.jwt_secret, "HS256 secret; none = no authentication")
@@ -156,6 +160,11 @@ Options ParseOptions(int argc, const char* const* argv) {
     if (!hp) return usage("--listen: " + hp.error());
     o.listen = *hp;
     o.listen_given = true;
+  }
+  if (!metrics_listen.empty()) {
+    auto hp = ParseHostPort(metrics_listen);
+    if (!hp) return usage("--metrics-listen: " + hp.error());
+    o.metrics_listen = *hp;
   }
   o.job_types = SplitCommas(job_types);
   o.statuses = SplitCommas(statuses);

@@ -22,6 +22,8 @@ struct Options {
   std::string database_url;
   HostPort listen{"127.0.0.1", defaults::kListenPort};
   bool listen_given = false;
+  // /metrics (and /healthz, /readyz) on a listener of their own; /metrics then leaves --listen.
+  std::optional<HostPort> metrics_listen;
   std::string channel = defaults::kChannel;
   std::string jwt_secret;
   // Token rules (docs/security.md): clock-skew leeway on exp/nbf/iat, and optional

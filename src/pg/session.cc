@@ -183,6 +183,7 @@ void Session::SendCancel() {
         delete work;
         --self->cancels_running_;
         self->MaybeFinishClose();
+        if (self->cancels_running_ == 0) self->SendNext();
       });
   if (rc != 0) {
     PQfreeCancel(c);
@@ -193,6 +194,9 @@ void Session::SendCancel() {
 
 void Session::SendNext() {
   if (in_flight_ || queue_.empty() || !conn_ || state_ != State::kReady) return;
+  // A cancel request still on its way would hit whatever runs when it arrives: the next
+  // statement waits until the server has received it (the cancelled one had finished).
+  if (cancels_running_ > 0) return;
   Statement& q = queue_.front().st;
   int ok;
   if (q.simple && q.params.empty()) {

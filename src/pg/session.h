@@ -16,7 +16,9 @@
 // answered within `check_timeout_ms`.
 //
 // Cancel() of a statement not yet sent removes it; of the statement in flight sends a
-// cancel request from libuv's thread pool (PQcancel blocks), so the loop never waits.
+// cancel request from libuv's thread pool (PQcancel blocks), so the loop never waits;
+// the next statement is sent only once that request has reached the server, so that it
+// cannot cancel the wrong statement.
 //
 // Ownership: owns the PGconn, a poll handle and a timer. Close() must be called and its
 // callback awaited before destruction. Loop thread only; libuv callbacks are noexcept.

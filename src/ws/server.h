@@ -56,6 +56,8 @@ struct ServerConfig {
   // the connection is not read until its queue is down to half (TCP backpressure);
   // events over it close a WebSocket with 1013 (the hub's rule).
   size_t max_queue_bytes = defaults::kMaxQueueBytes;
+  // False: a plain HTTP listener (--metrics-listen); /ws goes to the handler like any path.
+  bool websocket = true;
   Keepalive::Config ping;
   BrowserPolicy browser;  // Host (DNS rebinding) and Origin (cross-site WebSocket) checks
 };

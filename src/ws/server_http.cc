@@ -59,7 +59,7 @@ void Server::HandleRequest(Conn& c) {
       return;
     }
   }
-  if (req.path == "/ws") {
+  if (req.path == "/ws" && config_.websocket) {
     Upgrade(c, req);
     return;
   }

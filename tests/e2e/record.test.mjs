@@ -2,7 +2,7 @@
 // order, a rename + SIGHUP rotates it, and `--replay` gives back the delivered bytes.
 //
 // The database is a stand-in holding only what the reactor reads (reactor.job_events:
-// id, txid, payload; reactor.notify_key), so this test covers the journal whatever the
+// id, txid, horizon, payload; reactor.notify_key), so this test covers the journal whatever the
 // migrations contain. Its notifications are signed here, as docs/events.md specifies.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -26,7 +26,8 @@ async function standInDatabase() {
   const c = await connect(url);
   await c.query(`CREATE SCHEMA reactor;
     CREATE TABLE reactor.job_events (id bigserial PRIMARY KEY,
-      txid xid8 NOT NULL DEFAULT pg_current_xact_id(), payload jsonb NOT NULL);
+      txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+      horizon xid8 NOT NULL DEFAULT pg_snapshot_xmin(pg_current_snapshot()), payload jsonb NOT NULL);
     CREATE TABLE reactor.notify_key (id integer PRIMARY KEY, key bytea NOT NULL)`);
   await c.query(`INSERT INTO reactor.notify_key VALUES (1, $1)`, [KEY]);
   return { url, c };
