@@ -19,6 +19,7 @@ Frontend::Frontend(uv_loop_t* loop, const Options& options, Deps deps)
   hc.parse.max_filter_values = options.max_filter_values;
   hc.parse.max_filter_bytes = options.max_filter_bytes;
   hc.resume_entries_per_pass = options.resume_entries_per_pass;
+  hc.max_conflated_jobs = options.max_conflated_jobs;
   hc.token_rules.leeway_s = options.jwt_leeway_s;
   hc.token_rules.audience = options.jwt_audience;
   hc.token_rules.issuer = options.jwt_issuer;
@@ -36,6 +37,7 @@ Frontend::Frontend(uv_loop_t* loop, const Options& options, Deps deps)
   ws::ServerConfig sc;
   sc.listen = options.listen;
   sc.max_connections = options.max_connections;
+  sc.listen_backlog = static_cast<int>(options.listen_backlog);
   sc.request_limits.max_header_bytes = options.max_header_bytes;
   sc.handshake_timeout_ms = options.handshake_timeout_ms;
   sc.idle_timeout_ms = options.idle_timeout_ms;
@@ -128,6 +130,12 @@ std::string Frontend::Metrics() {
   m.Counter("reactor_resume_entries_total", "History entries walked by resume cursors.", h.resume_entries);
   m.Counter("reactor_resume_deferred_passes_total", "Loop passes whose resume budget (--resume-entries-per-pass) ran out with work left.", h.resume_deferred);
   m.Counter("reactor_resume_behind_closes_total", "Connections closed 1013 because the history moved past their resume cursor.", h.resume_behind);
+  m.Counter("reactor_conflated_events_total", "Events of conflating subscriptions replaced by a newer event of their job (the connection was behind).", h.conflated);
+  m.Counter("reactor_conflation_markers_total", "{\"type\":\"conflated\"} messages queued.", h.conflation_markers);
+  m.Gauge("reactor_conflating_connections", "Connections with conflated events waiting for queue room.",
+          static_cast<double>(hub_->conflating_sessions()));
+  m.Counter("reactor_conflation_overflow_closes_total", "Conflating connections closed 1013 over --max-conflated-jobs waiting.", h.conflation_overflow);
+  m.Counter("reactor_route_candidates_total", "Connections the routing index offered for published events (the fan-out's work).", h.routed_candidates);
   const auto& s = server_->stats();
   m.Counter("reactor_bytes_sent_total", "Bytes written to sockets.", s.bytes_written);
   m.Counter("reactor_socket_writes_total", "Write calls (each coalesces a loop pass's frames).", s.writes);

@@ -38,7 +38,8 @@ struct Options {
   uint64_t history = 100000;
   uint64_t max_queue_bytes = 1048576;
   // Listener limits (docs/protocol.md, "Limits"); each trip is counted in /metrics.
-  uint64_t max_connections = 10000;
+  uint64_t max_connections = 100000;
+  uint64_t listen_backlog = 4096;  // listen(2) backlog (the kernel caps it at somaxconn)
   uint64_t max_header_bytes = 8192;
   uint64_t handshake_timeout_ms = 10000;
   uint64_t idle_timeout_ms = 60000;
@@ -48,6 +49,9 @@ struct Options {
   uint64_t max_filter_values = 256;
   uint64_t max_filter_bytes = 4096;
   uint64_t resume_entries_per_pass = 4096;
+  // Conflating subscriptions (docs/protocol.md): distinct jobs' events one connection may
+  // have waiting for queue room before it is closed 1013 all the same.
+  uint64_t max_conflated_jobs = 10000;
   bool no_scheduler = false;
   // Database reads made for clients (resume, snapshot) on their own connection.
   uint64_t max_reads_per_connection = 2;

@@ -35,7 +35,8 @@ namespace reactor::ws {
 
 struct ServerConfig {
   HostPort listen;
-  size_t max_connections = 10000;
+  size_t max_connections = 100000;
+  int listen_backlog = 4096;
   uint64_t handshake_timeout_ms = 10000;  // first request complete within this
   uint64_t idle_timeout_ms = 60000;       // HTTP keep-alive connection without a request
   uint64_t close_timeout_ms = 5000;       // closing handshake, then the socket goes

@@ -250,3 +250,30 @@ TEST_CASE("conflation: the flag is parsed in subscribe and in the query shortcut
   CHECK((*d)->conflate);
   CHECK_FALSE(ParseClientMessage(R"({"op":"subscribe","id":"x"})")->conflate);
 }
+
+TEST_CASE("out queue: a ring that wraps, keeps order and stamps, and frees a burst's room") {
+  OutQueue q;
+  auto f = [](int i) { return std::make_shared<const std::string>(std::string(static_cast<size_t>(i % 7 + 1), 'a' + i % 26)); };
+  std::vector<uint64_t> done;
+  int pushed = 0, popped = 0;
+  for (int round = 0; round < 50; ++round) {
+    for (int k = 0; k < round % 9 + 1; ++k, ++pushed) q.Push(f(pushed), static_cast<uint64_t>(pushed + 1));
+    // Consume about half of what is queued, sometimes mid-frame.
+    auto chunks = q.Gather(1000);
+    size_t n = 0;
+    for (size_t i = 0; i < chunks.size() / 2; ++i) n += chunks[i].size;
+    if (round % 3 == 0 && !chunks.empty()) n += chunks[chunks.size() / 2].size / 2;
+    q.Consume(n, [&](uint64_t st) { done.push_back(st); });
+    size_t bytes = 0;
+    chunks = q.Gather(1000);
+    for (size_t i = 0; i < chunks.size(); ++i) {
+      bytes += chunks[i].size;
+      if (i > 0) CHECK(*chunks[i].frame == *f(pushed - static_cast<int>(chunks.size()) + static_cast<int>(i)));
+    }
+    CHECK(bytes == q.bytes());
+  }
+  q.Consume(q.bytes(), [&](uint64_t st) { done.push_back(st); });
+  CHECK(q.empty());
+  for (uint64_t st : done) CHECK(st == static_cast<uint64_t>(++popped));
+  CHECK(popped == pushed);
+}
