@@ -16,7 +16,8 @@ before(async () => {
 });
 after(async () => { await db?.end(); });
 
-// `rounds` statements, each a 4 KB progress message on every job (about 100 KB of frames).
+// `rounds` statements, each a 4 KB progress message on every job (about 100 KB of frames):
+// 400 rounds are far more than the queue (64 KiB) and the kernel's loopback buffers hold.
 async function load(rounds) {
   for (let i = 0; i < rounds; i++) {
     await db.query(`UPDATE reactor.scheduled_jobs SET progress_percent = $1::int, progress_message = repeat(md5($1::int::text), 128)
@@ -34,12 +35,12 @@ test('a conflating slow reader ends with every job\'s final state; a plain fast 
   await slow.upgrade();
   await slow.write(frame(1, JSON.stringify({ op: 'subscribe', id: 'c', conflate: true })));
   await slow.frame((f) => f.opcode === 1 && f.text.includes('"subscribed"'));
-  // Reads slowly: a few milliseconds of reading every 250 ms.
+  // Reads slowly: one read (at most 64 KiB) every 500 ms.
   slow.sock.pause();
-  const reader = setInterval(() => { slow.sock.resume(); setTimeout(() => slow.sock.pause(), 2); }, 250);
+  const reader = setInterval(() => { slow.sock.once('data', () => slow.sock.pause()); slow.sock.resume(); }, 500);
 
   const from = await maxEventId(db);
-  await load(200);
+  await load(400);
   const last = await maxEventId(db);
   await fast.next((m) => m.type === 'event' && m.event.id === last, 60000);
   assert.ok(await metric(port, 'reactor_conflated_events_total') > 0, 'events were conflated');
