@@ -131,6 +131,18 @@ bool Hub::DrainBacklog(Session& s) {
   return true;
 }
 
+bool Hub::BacklogReady() const {
+  for (uint64_t id : backlog_list_) {
+    auto it = sessions_.find(id);
+    if (it == sessions_.end()) return true;  // Pump forgets it
+    const Session& s = *it->second;
+    if (s.closing_ || !s.backlog_ || s.backlog_->empty()) return true;
+    size_t queued = s.out_.bytes() + s.inflight_bytes;
+    if (queued == 0 || queued + s.backlog_->front()->frame.size() <= config_.max_queue_bytes) return true;
+  }
+  return false;
+}
+
 bool Hub::Send(Session& s, FrameRef f, bool event, uint64_t stamp_ns, const PublishedRef* p,
                bool conflate) {
   if (s.closing_) return false;

@@ -163,6 +163,9 @@ class Hub {
   size_t resuming_sessions() const { return cursor_list_.size(); }
   // Connections with conflated events waiting for queue room.
   size_t conflating_sessions() const { return backlog_list_.size(); }
+  // A connection's conflated events could be queued now (its queue has room, e.g. after
+  // the writes of this pass): the caller should not let the loop sleep before Pump().
+  bool BacklogReady() const;
   const RouteIndex& index() const { return index_; }
   void OnText(Session& s, std::string_view text);
   // The query-string shortcut and the `subscribe` op.

@@ -277,3 +277,24 @@ TEST_CASE("out queue: a ring that wraps, keeps order and stamps, and frees a bur
   for (uint64_t st : done) CHECK(st == static_cast<uint64_t>(++popped));
   CHECK(popped == pushed);
 }
+
+TEST_CASE("conflation: BacklogReady says when a drained queue leaves room for waiting events") {
+  Hub::Config c;
+  c.max_queue_bytes = 2048;
+  Fixture f(c);
+  auto s = f.hub->Open(Principal::Open(), true);
+  f.hub->OnText(*s, R"({"op":"subscribe","id":"c","conflate":true})");
+  Drain(*s);
+  int64_t id = 0;
+  while (s->conflated_waiting() < 3) {
+    ++id;
+    f.hub->Publish(Ev(id, "j" + std::to_string(id % 5), "running"));
+  }
+  CHECK_FALSE(f.hub->BacklogReady());  // the queue is full: nothing to do until a write completes
+  Drain(*s);                           // the writes of this pass emptied it
+  CHECK(f.hub->BacklogReady());        // so the loop must not sleep
+  f.hub->Pump();
+  CHECK_FALSE(f.hub->BacklogReady());
+  CHECK(s->conflated_waiting() == 0);
+  f.hub->Remove(s.get());
+}
