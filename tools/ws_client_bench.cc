@@ -123,6 +123,8 @@ int main(int argc, char** argv) {
       setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
     }
     if (fd >= 0 && !sources.empty()) {
+      int one = 1;  // the port is chosen at connect, per destination (no bind-time port search)
+      setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
       const sockaddr_in& src = sources[static_cast<size_t>(i) % sources.size()];
       if (bind(fd, reinterpret_cast<const sockaddr*>(&src), sizeof src) != 0) {
         std::fprintf(stderr, "ws_client_bench: bind: %s\n", std::strerror(errno));
@@ -233,10 +235,17 @@ int main(int argc, char** argv) {
           if (c.events == expected) ++done_conns;
           if (check_jobs > 0) {
             std::string_view sv(payload, len);
-            size_t ip = sv.find("\"id\":"), jp = sv.find("\"job_id\":\"b");
-            if (ip != std::string_view::npos && jp != std::string_view::npos) {
-              long long id = std::atoll(std::string(sv.substr(ip + 5, 20)).c_str());
-              long long job = std::atoll(std::string(sv.substr(jp + 11, 12)).c_str());
+            // PostgreSQL's json_build_object writes "key" : value (spaces around the colon).
+            auto value_at = [&sv](std::string_view key) -> long long {
+              size_t k = sv.find(key);
+              if (k == std::string_view::npos) return -1;
+              k += key.size();
+              while (k < sv.size() && (sv[k] == ' ' || sv[k] == ':' || sv[k] == '"' || sv[k] == 'b')) ++k;
+              return std::atoll(std::string(sv.substr(k, 20)).c_str());
+            };
+            long long id = value_at("\"event\":{\"id\""), job = value_at("\"job_id\"");
+            if (id < 0) id = value_at("\"id\"");
+            if (id >= 0) {
               if (job >= 0 && job < check_jobs) {
                 long long& lastj = job_last[static_cast<size_t>(job)];
                 if (id <= lastj) ++order_errors;
