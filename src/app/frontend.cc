@@ -21,6 +21,7 @@ Frontend::Frontend(uv_loop_t* loop, const Options& options, Deps deps)
   hc.resume_entries_per_pass = options.resume_entries_per_pass;
   hc.max_held_events = options.max_held_events;
   hc.max_resume_rows = options.max_resume_rows;
+  hc.max_conflated_jobs = options.max_conflated_jobs;
   hc.token_rules.leeway_s = options.jwt_leeway_s;
   hc.token_rules.audience = options.jwt_audience;
   hc.token_rules.issuer = options.jwt_issuer;
@@ -38,6 +39,7 @@ Frontend::Frontend(uv_loop_t* loop, const Options& options, Deps deps)
   ws::ServerConfig sc;
   sc.listen = options.listen;
   sc.max_connections = options.max_connections;
+  sc.listen_backlog = static_cast<int>(options.listen_backlog);
   sc.request_limits.max_header_bytes = options.max_header_bytes;
   sc.handshake_timeout_ms = options.handshake_timeout_ms;
   sc.idle_timeout_ms = options.idle_timeout_ms;

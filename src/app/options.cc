@@ -77,6 +77,9 @@ Options ParseOptions(int argc, const char* const* argv) {
   app.add_option("--max-connections", o.max_connections,
                  "open connections (HTTP and WebSocket) before new ones get 503")
       ->capture_default_str()->check(CLI::Range(uint64_t{1}, uint64_t{1000000}));
+  app.add_option("--listen-backlog", o.listen_backlog,
+                 "pending connections the kernel queues before accept (capped by net.core.somaxconn)")
+      ->capture_default_str()->check(CLI::Range(uint64_t{1}, uint64_t{65535}));
   app.add_option("--max-header-bytes", o.max_header_bytes,
                  "request line + headers before 431")
       ->capture_default_str()->check(CLI::Range(uint64_t{1024}, uint64_t{1} << 20));
@@ -107,6 +110,9 @@ Options ParseOptions(int argc, const char* const* argv) {
   app.add_option("--max-resume-rows", o.max_resume_rows,
                  "events read from the database for resumes, held in memory over all connections")
       ->capture_default_str()->check(CLI::Range(uint64_t{1}, uint64_t{100000000}));
+  app.add_option("--max-conflated-jobs", o.max_conflated_jobs,
+                 "jobs whose newest event a conflating connection may have waiting before 1013")
+      ->capture_default_str()->check(CLI::Range(uint64_t{1}, uint64_t{10000000}));
   app.add_flag("--no-scheduler", o.no_scheduler, "this replica never ticks");
   app.add_option("--max-reads-per-connection", o.max_reads_per_connection,
                  "database reads (resume, snapshot) one connection may have outstanding")

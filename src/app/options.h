@@ -42,6 +42,7 @@ struct Options {
   uint64_t max_queue_bytes = defaults::kMaxQueueBytes;
   // Listener limits (docs/protocol.md, "Limits"); each trip is counted in /metrics.
   uint64_t max_connections = defaults::kMaxConnections;
+  uint64_t listen_backlog = defaults::kListenBacklog;  // listen(2) backlog (the kernel caps it at somaxconn)
   uint64_t max_header_bytes = defaults::kMaxHeaderBytes;
   uint64_t handshake_timeout_ms = defaults::kHandshakeTimeoutMs;
   uint64_t idle_timeout_ms = defaults::kIdleTimeoutMs;
@@ -53,6 +54,9 @@ struct Options {
   uint64_t resume_entries_per_pass = defaults::kResumeEntriesPerPass;
   uint64_t max_held_events = defaults::kMaxHeldEvents;
   uint64_t max_resume_rows = defaults::kMaxResumeRows;
+  // Conflating subscriptions (docs/protocol.md): distinct jobs' events one connection may
+  // have waiting for queue room before it is closed 1013 all the same.
+  uint64_t max_conflated_jobs = defaults::kMaxConflatedJobs;
   bool no_scheduler = false;
   // Database reads made for clients (resume, snapshot) on their own connection.
   uint64_t max_reads_per_connection = defaults::kMaxReadsPerConnection;

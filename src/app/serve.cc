@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <uv.h>
 
 #include <chrono>
@@ -222,10 +223,37 @@ class Daemon {
   uint64_t rejected_logged_ = 0;
 };
 
+// Every connection is a descriptor: the soft RLIMIT_NOFILE (often 1024) goes up to the hard
+// limit, so that --max-connections, not EMFILE, is what bounds them.
+void RaiseFileLimit(uint64_t max_connections) {
+  constexpr uint64_t kReserve = 64;  // PostgreSQL sessions, the journal, the loop's own fds
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+    spdlog::warn("open files: getrlimit failed; the limit stays as it is");
+    return;
+  }
+  const rlim_t before = rl.rlim_cur;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) rl.rlim_cur = before;
+  }
+  auto show = [](rlim_t v) { return v == RLIM_INFINITY ? std::string("unlimited") : std::to_string(v); };
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < max_connections + kReserve) {
+    spdlog::warn("open files: limit {} (was {}, hard {}) is below --max-connections {} + {}: connections "
+                 "beyond about {} fail to be accepted; raise the hard limit (LimitNOFILE=, ulimit -Hn)",
+                 show(rl.rlim_cur), show(before), show(rl.rlim_max), max_connections, kReserve,
+                 rl.rlim_cur > kReserve ? rl.rlim_cur - kReserve : 0);
+  } else {
+    spdlog::info("open files: limit {} (was {}), --max-connections {}", show(rl.rlim_cur), show(before),
+                 max_connections);
+  }
+}
+
 }  // namespace
 
 int RunServe(const Options& options) {
   signal(SIGPIPE, SIG_IGN);
+  RaiseFileLimit(options.max_connections);
   uv_loop_t loop;
   uv_loop_init(&loop);
   int code = 0;

@@ -17,8 +17,10 @@ inline constexpr uint64_t kMaxFilterBytes = 4096;        // per filter
 inline constexpr uint64_t kResumeEntriesPerPass = 4096;  // history entries per loop pass, in all
 inline constexpr uint64_t kMaxHeldEvents = 10000;        // held per subscription while it ends pending
 inline constexpr uint64_t kMaxResumeRows = 200000;       // database resume rows in memory, in all
+inline constexpr uint64_t kMaxConflatedJobs = 10000;     // per conflating connection
 // Listener
-inline constexpr uint64_t kMaxConnections = 10000;
+inline constexpr uint64_t kMaxConnections = 100000;  // ~2.5 KB each when idle
+inline constexpr uint64_t kListenBacklog = 4096;
 inline constexpr uint64_t kMaxHeaderBytes = 8192;
 inline constexpr uint64_t kHandshakeTimeoutMs = 10000;
 inline constexpr uint64_t kIdleTimeoutMs = 60000;

@@ -51,7 +51,12 @@ void Hub::Remove(Session* s) {
   for (auto& sub : s->subs_) {
     CancelRead(sub);
     DropRows(sub);
+    Unindex(*s, sub);
   }
+}
+
+void Hub::Unindex(Session& s, Session::Sub& sub) {
+  index_.Remove(sub.key, s.id());
 }
 
 void Hub::CancelRead(Session::Sub& sub) {
@@ -76,8 +81,85 @@ void Hub::SendControl(Session& s, std::string json) {
   Send(s, TextFrame(json), false);
 }
 
-bool Hub::Send(Session& s, FrameRef f, bool event, uint64_t stamp_ns) {
+bool Hub::SlowClose(Session& s, const std::string& why) {
+  s.closing_ = true;
+  ++stats_.slow_closes;
+  if (s.backlog_) s.backlog_.reset();
+  if (hooks_.close) hooks_.close(s, ws::close_code::kTryAgainLater, why);
+  return false;
+}
+
+bool Hub::Conflate(Session& s, const PublishedRef& p) {
+  if (!s.backlog_) s.backlog_ = std::make_unique<ConflationQueue>();
+  if (s.backlog_->Put(p)) ++stats_.conflated;
+  if (s.backlog_->size() > config_.max_conflated_jobs) {
+    ++stats_.conflation_overflow;
+    return SlowClose(s, "slow consumer: more than " + std::to_string(config_.max_conflated_jobs) +
+                            " jobs' events waiting (--max-conflated-jobs)");
+  }
+  if (!s.in_backlog_list_) {
+    s.in_backlog_list_ = true;
+    backlog_list_.push_back(s.id());
+  }
+  return true;
+}
+
+bool Hub::DrainBacklog(Session& s) {
+  if (s.closing_ || !s.backlog_) return true;
+  ConflationQueue& b = *s.backlog_;
+  while (!b.empty()) {
+    const PublishedRef& p = b.front();
+    size_t queued = s.out_.bytes() + s.inflight_bytes;
+    if (queued > 0 && queued + p->frame.size() > config_.max_queue_bytes) return false;
+    if (uint64_t n = b.TakeDropped()) {
+      // Before the first event released after some were replaced: how many were.
+      ++stats_.conflation_markers;
+      SendControl(s, ConflatedMessage(n));
+    }
+    PublishedRef e = p;
+    b.pop_front();
+    bool was_empty = s.out_.empty();
+    s.out_.Push(FrameRef(e, &e->frame), e->received_ns);
+    stats_.bytes += e->frame.size();
+    ++stats_.frames;
+    if (was_empty && hooks_.wake) hooks_.wake(s);
+  }
+  if (uint64_t n = b.TakeDropped()) {
+    // The last ones replaced were taken along by other events: say so all the same.
+    ++stats_.conflation_markers;
+    SendControl(s, ConflatedMessage(n));
+  }
+  s.backlog_.reset();
+  return true;
+}
+
+bool Hub::BacklogReady() const {
+  for (uint64_t id : backlog_list_) {
+    auto it = sessions_.find(id);
+    if (it == sessions_.end()) return true;  // Pump forgets it
+    const Session& s = *it->second;
+    if (s.closing_ || !s.backlog_ || s.backlog_->empty()) return true;
+    size_t queued = s.out_.bytes() + s.inflight_bytes;
+    if (queued == 0 || queued + s.backlog_->front()->frame.size() <= config_.max_queue_bytes) return true;
+  }
+  return false;
+}
+
+bool Hub::Send(Session& s, FrameRef f, bool event, uint64_t stamp_ns, const PublishedRef* p,
+               bool conflate) {
   if (s.closing_) return false;
+  if (event && s.backlog_ && p) {
+    // Events are waiting for room: a conflatable one waits behind them (replacing its
+    // job's); another one takes its job's waiting event along first (per-job order).
+    if (conflate) return Conflate(s, *p);
+    if (PublishedRef older = s.backlog_->Take((*p)->event.job_id)) {
+      if (uint64_t n = s.backlog_->TakeDropped()) {
+        ++stats_.conflation_markers;
+        SendControl(s, ConflatedMessage(n));
+      }
+      if (!Send(s, FrameRef(older, &older->frame), true, older->received_ns)) return false;
+    }
+  }
   size_t size = f->size();
   // Events must fit under the limit. A reply (a snapshot can be megabytes: up to
   // snapshot_limit rows) only needs the queue not to be over it already: it is bounded,
@@ -85,12 +167,9 @@ bool Hub::Send(Session& s, FrameRef f, bool event, uint64_t stamp_ns) {
   // snapshot is larger than --max-queue-bytes, again at each reconnect.
   size_t queued = s.out_.bytes() + s.inflight_bytes;
   if (event ? queued + size > config_.max_queue_bytes : queued > config_.max_queue_bytes) {
-    s.closing_ = true;
-    ++stats_.slow_closes;
-    std::string why = "slow consumer: " + std::to_string(s.out_.bytes() + s.inflight_bytes) +
-                      " bytes queued";
-    if (hooks_.close) hooks_.close(s, ws::close_code::kTryAgainLater, why);
-    return false;
+    if (event && conflate && p) return Conflate(s, *p);
+    return SlowClose(s, "slow consumer: " + std::to_string(s.out_.bytes() + s.inflight_bytes) +
+                            " bytes queued");
   }
   bool was_empty = s.out_.empty();
   s.out_.Push(std::move(f), stamp_ns);
@@ -113,7 +192,14 @@ void Hub::Publish(Event&& ev) {
   uint64_t pos = history_.end();
   history_.Push(ref);
   FrameRef frame(ref, &ref->frame);
-  for (auto& [id, s] : sessions_) {
+  // Only the sessions with a subscription filed under this event's job, user or the
+  // broad set (Route checks the rest of each filter and the principal).
+  index_.Candidates(ref->event, candidates_);
+  stats_.routed_candidates += candidates_.size();
+  for (uint64_t id : candidates_) {
+    auto it = sessions_.find(id);
+    if (it == sessions_.end()) continue;
+    Session* s = it->second;
     if (s->live_pos_) continue;  // its resume cursor routes this one from the history
     Route(*s, ref, frame, pos);
   }
@@ -123,6 +209,7 @@ void Hub::Route(Session& s, const PublishedRef& p, const FrameRef& frame, uint64
   if (s.closing_ || !s.authenticated_ || !s.who_.MaySee(p->event)) return;
   bool live = false;
   bool any_pending = false;
+  bool conflate = true;  // every live subscription it matches asked for conflation
   for (auto& sub : s.subs_) {
     if (pos < sub.from || !sub.filter.Matches(p->event)) continue;
     if (sub.pending) {
@@ -134,6 +221,7 @@ void Hub::Route(Session& s, const PublishedRef& p, const FrameRef& frame, uint64
       any_pending = true;
     } else {
       live = true;
+      conflate = conflate && sub.conflate;
     }
   }
   if (!live) return;
@@ -141,7 +229,7 @@ void Hub::Route(Session& s, const PublishedRef& p, const FrameRef& frame, uint64
     bool pending_now = std::any_of(s.subs_.begin(), s.subs_.end(), [](const auto& x) { return x.pending; });
     if (pending_now) s.sent_while_pending_.insert(p->seq);
   }
-  Send(s, frame, true, p->received_ns);
+  Send(s, frame, true, p->received_ns, &p, conflate);
 }
 
 void Hub::OnShortcut(Session& s, const std::vector<std::pair<std::string, std::string>>& query) {
@@ -198,6 +286,7 @@ void Hub::OnText(Session& s, std::string_view text) {
       }
       CancelRead(*it);
       DropRows(*it);
+      Unindex(s, *it);
       s.subs_.erase(it);
       SendControl(s, UnsubscribedMessage(m->id));
       return;
@@ -233,10 +322,15 @@ void Hub::Subscribe(Session& s, ClientMessage m) {
     s.subs_.push_back(Session::Sub{});
     sub = &s.subs_.back();
     sub->id = m.id;
+  } else {
+    Unindex(s, *sub);
   }
   CancelRead(*sub);  // a replaced subscription's read is of no use any more
   DropRows(*sub);
   sub->filter = std::move(*filter);
+  sub->key = RouteIndex::KeyOf(sub->filter);
+  index_.Add(sub->key, s.id());
+  sub->conflate = m.conflate;
   sub->token = next_token_++;
   sub->pending = false;
   sub->held.clear();
@@ -619,6 +713,18 @@ bool Hub::Pump() {
     if (pr == Progress::kMore) more = true;
   }
   if (more) ++stats_.resume_deferred;
+  // Conflated events go out as their connections' queues drain (a write completed).
+  for (size_t i = 0; i < backlog_list_.size();) {
+    auto it = sessions_.find(backlog_list_[i]);
+    Session* s = it == sessions_.end() ? nullptr : it->second;
+    if (s && !s->closing_ && s->backlog_ && !DrainBacklog(*s)) {
+      ++i;
+      continue;
+    }
+    if (s) s->in_backlog_list_ = false;
+    backlog_list_[i] = backlog_list_.back();
+    backlog_list_.pop_back();
+  }
   // Subscribes handled before the next pass share a budget of the same size.
   pass_budget_left_ = config_.resume_entries_per_pass;
   return more;
@@ -667,6 +773,12 @@ void Hub::WriteMetrics(MetricsText& m) const {
   m.Counter("reactor_hold_overflows_total", "Subscriptions that held more than --max-held-events live events while their snapshot or resume was handed out (answered gap).", h.hold_overflows);
   m.Counter("reactor_resume_rows_refused_total", "Database resumes refused because --max-resume-rows would be exceeded (answered gap).", h.resume_rows_refused);
   m.Gauge("reactor_resume_rows", "Events read from the database for resumes, waiting to be handed out.", static_cast<double>(rows_in_memory_));
+  m.Counter("reactor_conflated_events_total", "Events of conflating subscriptions replaced by a newer event of their job (the connection was behind).", h.conflated);
+  m.Counter("reactor_conflation_markers_total", "{\"type\":\"conflated\"} messages queued.", h.conflation_markers);
+  m.Gauge("reactor_conflating_connections", "Connections with conflated events waiting for queue room.",
+          static_cast<double>(conflating_sessions()));
+  m.Counter("reactor_conflation_overflow_closes_total", "Conflating connections closed 1013 over --max-conflated-jobs waiting.", h.conflation_overflow);
+  m.Counter("reactor_route_candidates_total", "Connections the routing index offered for published events (the fan-out's work).", h.routed_candidates);
   m.Counter("reactor_resume_behind_closes_total", "Connections closed 1013 because the history moved past their resume cursor.", h.resume_behind);
 }
 

@@ -21,8 +21,10 @@
 #include "core/history.h"
 #include "core/status.h"
 #include "hub/auth.h"
+#include "hub/conflation.h"
 #include "hub/out_queue.h"
 #include "hub/protocol.h"
+#include "hub/route_index.h"
 #include "pg/store.h"
 
 namespace reactor {
@@ -48,6 +50,8 @@ class Session {
   // The connection has begun to close (a close frame is queued): nothing more is queued.
   void MarkClosing() { closing_ = true; }
   size_t subscriptions() const { return subs_.size(); }
+  // Events waiting to be queued because the connection fell behind (conflation).
+  size_t conflated_waiting() const { return backlog_ ? backlog_->size() : 0; }
   void* glue = nullptr;  // the owning connection (opaque to the hub)
 
  private:
@@ -55,6 +59,8 @@ class Session {
   struct Sub {
     std::string id;
     Filter filter;
+    RouteIndex::Key key;             // where the hub's index files it
+    bool conflate = false;           // asked for conflation instead of 1013
     uint64_t token = 0;              // identifies this incarnation (async results check it)
     bool pending = false;            // snapshot or resume read in flight: hold live events
     std::optional<pg::ClientReads::Ticket> read;  // that read, cancelled if the sub goes
@@ -99,6 +105,9 @@ class Session {
   // and nothing is sent twice).
   std::optional<uint64_t> live_pos_;
   bool in_cursor_list_ = false;
+  // Conflation: events not queued yet, one per job (allocated when first needed).
+  std::unique_ptr<ConflationQueue> backlog_;
+  bool in_backlog_list_ = false;
 };
 
 struct HubStats {
@@ -123,6 +132,10 @@ struct HubStats {
   uint64_t resumes_widened = 0;     // history resumes that also hand out events before `since`
   uint64_t hold_overflows = 0;      // pending subscriptions that held too many live events: gap
   uint64_t resume_rows_refused = 0; // database resumes over --max-resume-rows in memory: gap
+  uint64_t conflated = 0;           // events replaced by a newer one of their job (conflation)
+  uint64_t conflation_markers = 0;  // {"type":"conflated"} messages queued
+  uint64_t conflation_overflow = 0; // sessions closed 1013: over --max-conflated-jobs waiting
+  uint64_t routed_candidates = 0;   // sessions the index offered for events (routing work)
 };
 
 class Hub {
@@ -145,6 +158,9 @@ class Hub {
     size_t max_held_events = defaults::kMaxHeldEvents;
     // Events read from the database for resumes, held in memory over all connections.
     size_t max_resume_rows = defaults::kMaxResumeRows;
+    // Events (distinct jobs) one conflating connection may have waiting for queue room;
+    // over it the connection is closed 1013 like any slow consumer.
+    size_t max_conflated_jobs = defaults::kMaxConflatedJobs;
   };
   static constexpr size_t kResumeEntriesPerMessage = 256;
   struct Hooks {
@@ -174,6 +190,12 @@ class Hub {
   // connections waiting for their queue to drain do not count.
   bool Pump();
   size_t resuming_sessions() const { return cursor_list_.size(); }
+  // Connections with conflated events waiting for queue room.
+  size_t conflating_sessions() const { return backlog_list_.size(); }
+  // A connection's conflated events could be queued now (its queue has room, e.g. after
+  // the writes of this pass): the caller should not let the loop sleep before Pump().
+  bool BacklogReady() const;
+  const RouteIndex& index() const { return index_; }
   void OnText(Session& s, std::string_view text);
   // The query-string shortcut and the `subscribe` op.
   void Subscribe(Session& s, ClientMessage m);
@@ -202,7 +224,16 @@ class Hub {
   FrameRef TextFrame(std::string_view json);
   void SendControl(Session& s, std::string json);
   // `stamp_ns` (live events only) feeds the latency metric. False: the session is closing.
-  bool Send(Session& s, FrameRef f, bool event, uint64_t stamp_ns = 0);
+  // `conflate` (an event whose every matching subscription asked for conflation, `p`
+  // given): a full queue parks it in the session's backlog instead of closing 1013.
+  bool Send(Session& s, FrameRef f, bool event, uint64_t stamp_ns = 0,
+            const PublishedRef* p = nullptr, bool conflate = false);
+  // Parks `p` in the backlog; false when that closed the session (over the bound).
+  bool Conflate(Session& s, const PublishedRef& p);
+  // Queues what the backlog holds while the queue has room; true when it emptied.
+  bool DrainBacklog(Session& s);
+  bool SlowClose(Session& s, const std::string& why);
+  void Unindex(Session& s, Session::Sub& sub);
   // `pos`: the event's position in the history's stream.
   void Route(Session& s, const PublishedRef& p, const FrameRef& frame, uint64_t pos);
   enum class Progress { kDone, kBlocked, kMore };
@@ -233,6 +264,9 @@ class Hub {
   std::unordered_map<uint64_t, Session*> sessions_;
   std::deque<uint64_t> cursor_list_;  // sessions with a resume cursor or a stream, round-robin
   size_t rows_in_memory_ = 0;         // database resume rows held by streams
+  std::vector<uint64_t> backlog_list_;  // sessions with conflated events waiting
+  RouteIndex index_;                  // subscriptions by job, user, or broad
+  std::vector<uint64_t> candidates_;  // scratch for Publish
   size_t pass_budget_left_ = 0;       // of resume_entries_per_pass, this loop pass
   HubStats stats_;
 };

@@ -4,7 +4,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -23,23 +22,25 @@ class OutQueue {
     std::string_view view() const { return std::string_view(*frame).substr(offset, size); }
   };
 
-  bool empty() const { return frames_.empty(); }
+  bool empty() const { return count_ == 0; }
   size_t bytes() const { return bytes_; }
-  size_t frames() const { return frames_.size(); }
+  size_t frames() const { return count_; }
 
   // `stamp_ns`: when the frame's event entered the reactor (0 for other frames); handed
   // back by Consume when the frame has been written completely.
   void Push(FrameRef f, uint64_t stamp_ns = 0) {
     bytes_ += f->size();
-    frames_.push_back(std::move(f));
-    stamps_.push_back(stamp_ns);
+    if (count_ == ring_.size()) Grow();
+    ring_[Index(count_)] = Entry{std::move(f), stamp_ns};
+    ++count_;
   }
   // Up to `max` chunks from the front, holding references (so they outlive a Consume).
   std::vector<Chunk> Gather(size_t max) const {
     std::vector<Chunk> out;
     size_t off = offset_;
-    for (size_t i = 0; i < frames_.size() && out.size() < max; ++i) {
-      out.push_back(Chunk{frames_[i], off, frames_[i]->size() - off});
+    for (size_t i = 0; i < count_ && out.size() < max; ++i) {
+      const FrameRef& f = ring_[Index(i)].frame;
+      out.push_back(Chunk{f, off, f->size() - off});
       off = 0;
     }
     return out;
@@ -50,33 +51,54 @@ class OutQueue {
   void Consume(size_t n, Done&& done) {
     bytes_ -= n;
     while (n > 0) {
-      size_t left = frames_.front()->size() - offset_;
+      Entry& e = ring_[head_];
+      size_t left = e.frame->size() - offset_;
       if (n < left) {
         offset_ += n;
         return;
       }
       n -= left;
       offset_ = 0;
-      if (stamps_.front() != 0) done(stamps_.front());
-      frames_.pop_front();
-      stamps_.pop_front();
+      if (e.stamp != 0) done(e.stamp);
+      e.frame.reset();
+      head_ = Index(1);
+      --count_;
     }
+    if (count_ == 0) Rewind();
   }
   void Consume(size_t n) {
     Consume(n, [](uint64_t) {});
   }
   // Drops everything not yet handed to a write (a connection being closed).
   void Clear() {
-    frames_.clear();
-    stamps_.clear();
-    offset_ = 0;
-    bytes_ = 0;
+    std::vector<Entry>().swap(ring_);
+    head_ = count_ = offset_ = bytes_ = 0;
   }
 
  private:
-  std::deque<FrameRef> frames_;
-  std::deque<uint64_t> stamps_;
-  size_t offset_ = 0;  // bytes of frames_.front() already written
+  // A ring that allocates nothing until the first frame (an idle connection holds a
+  // handful of slots, not a deque's 512-byte blocks) and gives a burst's room back.
+  struct Entry {
+    FrameRef frame;
+    uint64_t stamp = 0;
+  };
+  static constexpr size_t kKeepSlots = 16;  // kept across an empty queue; more is freed
+  size_t Index(size_t i) const { return (head_ + i) % ring_.size(); }
+  void Grow() {
+    std::vector<Entry> bigger(ring_.empty() ? 4 : ring_.size() * 2);
+    for (size_t i = 0; i < count_; ++i) bigger[i] = std::move(ring_[Index(i)]);
+    ring_.swap(bigger);
+    head_ = 0;
+  }
+  void Rewind() {
+    head_ = 0;
+    if (ring_.size() > kKeepSlots) std::vector<Entry>().swap(ring_);
+  }
+
+  std::vector<Entry> ring_;
+  size_t head_ = 0;    // slot of the front frame
+  size_t count_ = 0;   // frames queued
+  size_t offset_ = 0;  // bytes of the front frame already written
   size_t bytes_ = 0;
 };
 

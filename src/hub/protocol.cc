@@ -112,6 +112,10 @@ Result<ClientMessage> ParseClientMessage(std::string_view text, const ParseLimit
       bool b = false;
       if (v.get_bool().get(b)) return Bad("snapshot must be true or false");
       m.snapshot = b;
+    } else if (key == "conflate") {
+      bool b = false;
+      if (v.get_bool().get(b)) return Bad("conflate must be true or false");
+      m.conflate = b;
     } else if (key == "since") {
       json_type t;
       if (v.type().get(t)) return Bad("invalid since");
@@ -218,6 +222,8 @@ std::optional<Result<ClientMessage>> ParseShortcut(
       }
     } else if (k == "snapshot") {
       m.snapshot = v == "true" || v == "1";
+    } else if (k == "conflate") {
+      m.conflate = v == "true" || v == "1";
     } else {
       continue;  // access_token and anything else is not the shortcut's
     }
@@ -276,6 +282,9 @@ std::string ErrorMessage(std::string_view code, std::string_view message) {
   return R"({"type":"error","code":)" + JsonString(code) + R"(,"message":)" + JsonString(message) + "}";
 }
 std::string PongMessage() { return R"({"type":"pong"})"; }
+std::string ConflatedMessage(uint64_t dropped) {
+  return R"({"type":"conflated","dropped":)" + std::to_string(dropped) + "}";
+}
 std::string EventMessage(std::string_view event_json) {
   std::string out;
   out.reserve(event_json.size() + 26);

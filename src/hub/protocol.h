@@ -23,6 +23,7 @@ struct ClientMessage {
   Filter filter;                  // subscribe
   std::optional<int64_t> since;   // subscribe
   bool snapshot = false;          // subscribe
+  bool conflate = false;          // subscribe: conflate instead of 1013 when behind
   std::string token;              // auth
 };
 
@@ -55,6 +56,9 @@ std::string SnapshotMessage(std::string_view id, int64_t as_of, std::string_view
 std::string GapMessage(std::string_view id, int64_t after);
 std::string ErrorMessage(std::string_view code, std::string_view message);
 std::string PongMessage();
+// {"type":"conflated","dropped":N}: N events of conflating subscriptions were replaced by
+// a newer event of the same job since the last such message.
+std::string ConflatedMessage(uint64_t dropped);
 // {"type":"event","event":<event_json>}
 std::string EventMessage(std::string_view event_json);
 

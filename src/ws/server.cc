@@ -40,7 +40,7 @@ Result<HostPort> Server::Start() {
   }
   if (rc != 0) return Status::Error("invalid listen address " + config_.listen.host);
   rc = uv_tcp_bind(&listener_, reinterpret_cast<const sockaddr*>(&addr), 0);
-  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 1024, OnConnection);
+  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), config_.listen_backlog, OnConnection);
   if (rc != 0) {
     return Status::Error("cannot listen on " + config_.listen.host + ":" +
                          std::to_string(config_.listen.port) + ": " + uv_strerror(rc));

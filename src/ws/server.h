@@ -46,6 +46,7 @@ namespace reactor::ws {
 struct ServerConfig {
   HostPort listen;
   size_t max_connections = defaults::kMaxConnections;
+  int listen_backlog = static_cast<int>(defaults::kListenBacklog);
   uint64_t handshake_timeout_ms = defaults::kHandshakeTimeoutMs;  // first request complete within this
   uint64_t idle_timeout_ms = defaults::kIdleTimeoutMs;       // HTTP keep-alive connection without a request
   uint64_t close_timeout_ms = 5000;       // closing handshake, then the socket goes

@@ -88,6 +88,8 @@ void Server::OnPrepare(uv_prepare_t* p) {
   // work ready, an idle handle keeps the loop from sleeping.
   bool more = self->hub_.Pump();
   self->FlushAll();
+  // Writes that emptied a queue make room for conflated events: another pass, not a sleep.
+  more = more || self->hub_.BacklogReady();
   if (more && !self->closing_) {
     uv_idle_start(&self->idle_, [](uv_idle_t*) {});
   } else {

@@ -71,7 +71,7 @@ TEST_CASE("ParseOptions: commands, defaults and usage errors") {
 
 TEST_CASE("ParseOptions: listener limits have defaults, take values and refuse nonsense") {
   auto d = Parse({"--database-url", "dbname=x"});
-  CHECK(d.max_connections == 10000);
+  CHECK(d.max_connections == 100000);
   CHECK(d.max_header_bytes == 8192);
   CHECK(d.handshake_timeout_ms == 10000);
   CHECK(d.idle_timeout_ms == 60000);
