@@ -78,6 +78,9 @@ class Subscription {
     this.snapshotPending = false;
     this.subscribed = false;
     this.live = false;        // the cursor follows the connection's events
+    // Ids this subscription has handed out: a resume repeats events (its own, or on
+    // the connection those another subscription already had).
+    this.seen = new IdWindow(client.dedupWindow);
     this.gaps = 0;
     this.snapshots = 0;
   }
@@ -129,6 +132,7 @@ export class ReactorClient {
       random, setTimeout, clearTimeout, now, onState, onEvent, onWelcome, onError, onAuthNeeded, onClose,
     });
     this.subs = new Map();
+    this.dedupWindow = dedupWindow;
     this.seen = new IdWindow(dedupWindow);
     this.ws = null;
     this.state = 'idle';
@@ -384,23 +388,23 @@ export class ReactorClient {
     this._setState('live');
   }
 
+  // De-duplication is by id, for the client's onEvent and for each subscription's: a
+  // repeat (after a resume) is dropped; it still is a stream position.
   _event(ev) {
     if (!ev || typeof ev !== 'object') return;
     const hasId = typeof ev.id === 'number';
-    if (hasId) {
-      if (!this.seen.add(ev.id)) {
-        // A repeat (after a resume): already handed out; still a stream position.
-        this.stats.duplicates++;
-        this._advance(ev.id);
-        return;
-      }
-      this.lastEventId = ev.id;
+    if (!hasId || this.seen.add(ev.id)) {
+      if (hasId) this.lastEventId = ev.id;
+      this.stats.events++;
+      this.onEvent(ev);
+    } else {
+      this.stats.duplicates++;
     }
-    this.stats.events++;
-    this.onEvent(ev);
     for (const s of this.subs.values()) {
       if (s.snapshotPending) continue;  // the server holds its events until the snapshot
-      if (matchesFilter(s.filter, ev)) s.onEvent(ev);
+      if (!matchesFilter(s.filter, ev)) continue;
+      if (hasId && !s.seen.add(ev.id)) continue;
+      s.onEvent(ev);
     }
     if (hasId) this._advance(ev.id);
   }
