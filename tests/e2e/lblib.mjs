@@ -49,18 +49,18 @@ export async function startHaproxy(replicaPorts) {
 }
 
 // One replica on a fixed port (so that a restart comes back where HAProxy looks).
-export async function startReplica(url, port, extra = []) {
+export async function startReplica(url, port, extra = [], { secret = true } = {}) {
   const r = startReactor(['serve', '--database-url', url, '--listen', `127.0.0.1:${port}`,
-    '--jwt-secret', SECRET, ...extra]);
+    ...(secret ? ['--jwt-secret', SECRET] : []), ...extra]);
   await r.ready;
   r.port = port;
   return r;
 }
 
-export async function replicas(url, n, extra = []) {
+export async function replicas(url, n, extra = [], opts = {}) {
   const ports = [];
   for (let i = 0; i < n; i++) ports.push(await freePort());
-  const rs = await Promise.all(ports.map((p) => startReplica(url, p, extra)));
+  const rs = await Promise.all(ports.map((p) => startReplica(url, p, extra, opts)));
   return { ports, rs };
 }
 
