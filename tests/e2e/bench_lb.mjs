@@ -63,7 +63,7 @@ const us = (v) => (v < 0 ? '-' : v >= 1000 ? `${(v / 1000).toFixed(2)} ms` : `${
 
 async function scenario(url, label, { replicasN, viaProxy }) {
   // No secret: the bench client sends no token (loopback replicas, so that is allowed).
-  const { ports, rs } = await replicas(url, replicasN, ['--no-scheduler', '--log-level', 'warn',
+  const { ports, rs } = await replicas(url, replicasN, ['--no-scheduler',
     '--max-queue-bytes', String(64 << 20)], { secret: false });
   // One replica through HAProxy: all three server lines name it.
   const lb = viaProxy ? await startHaproxy([...ports, ...Array(3 - ports.length).fill(ports[0])].slice(0, 3)) : null;
