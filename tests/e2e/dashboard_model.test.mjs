@@ -89,7 +89,7 @@ function harness(opts = {}) {
   const store = new JobStore();
   const seen = { states: [], gaps: [], auth: [] };
   const client = new Client({
-    url: 'ws://x/ws', store, WebSocket: FakeSocket, now: () => now,
+    url: 'ws://x/ws', store, WebSocket: FakeSocket, now: () => now, random: () => 0,  // no jitter
     setTimeout: (fn, ms) => { const t = { fn, at: now + ms }; timers.push(t); return t; },
     clearTimeout: (t) => { const i = timers.indexOf(t); if (i >= 0) timers.splice(i, 1); },
     onState: (s) => seen.states.push(s), onGap: (m) => seen.gaps.push(m), onAuthNeeded: (w) => seen.auth.push(w),
@@ -138,7 +138,26 @@ test('client: snapshot first, resume with since after a drop, backoff 0.5 s doub
   assert.deepEqual(h.last().sent, [{ op: 'subscribe', id: 'jobs', filter: {}, since: 6 }]);
   h.last().recv({ type: 'subscribed', id: 'jobs', last_event_id: 9 });
   assert.equal(h.client.state, 'live');
-  assert.equal(h.client.backoff, BACKOFF_MIN_MS);
+  h.last().drop();
+  assert.equal(h.client.retryAt - h.time(), BACKOFF_MIN_MS, 'a success resets the backoff');
+});
+
+test('client: reconnect delays are jittered, between half and all of the doubling backoff', () => {
+  let r = 0;
+  const draws = [0.999, 0.5, 0.25];
+  const h = harness({ random: () => draws[r++ % draws.length] });
+  h.client.start();
+  const delays = [];
+  for (let i = 0; i < 6; i++) {
+    h.last().drop();
+    delays.push(h.client.retryAt - h.time());
+    h.advance(delays[i]);
+  }
+  const base = [500, 1000, 2000, 4000, 8000, 10000];
+  for (const [i, d] of delays.entries()) {
+    assert.ok(d >= base[i] / 2 && d <= base[i], `delay ${i}: ${d} outside [${base[i] / 2}, ${base[i]}]`);
+  }
+  assert.deepEqual(delays, [250, 750, 1750, 2002, 6000, 8750]);
 });
 
 test('client: a gap is reported and answered with a fresh snapshot', () => {
