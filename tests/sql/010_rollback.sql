@@ -1,13 +1,15 @@
--- The rollbacks applied with psql, newest first: 003_notify_mac.down.sql makes the
+-- The rollbacks applied with psql, newest first: 004_tick_scale.down.sql puts 002's tick()
+-- back and drops the due queue, its trigger and the leader table; 003_notify_mac.down.sql makes the
 -- notifications unsigned again and drops the key; 002_tick.down.sql removes 002's objects
 -- and leaves 001 working; 001_schema.down.sql removes every object of 001 (also the
 -- triggers on attached user tables, not the tables), refuses while 002 is applied; both
 -- forget their migration and can run twice; the real `reactor migrate` then applies
 -- them again. Paths are relative to the repository root, where tools/test runs pg_prove.
-SELECT plan(48);
+SELECT plan(64);
 \set down1_sql `cat sql/migrations/001_schema.down.sql`
 \set down2_sql `cat sql/migrations/002_tick.down.sql`
 \set down3_sql `cat sql/migrations/003_notify_mac.down.sql`
+\set down4_sql `cat sql/migrations/004_tick_scale.down.sql`
 
 CREATE TABLE public.user_jobs (id integer PRIMARY KEY, status text);
 SELECT reactor.attach('public.user_jobs') \gset
@@ -15,16 +17,45 @@ INSERT INTO public.user_jobs VALUES (1, 'new');
 INSERT INTO reactor.scheduled_jobs (id, job_type, scheduled_for) VALUES ('doomed', 't', now() - interval '1 minute');
 SELECT reactor.tick() \gset
 SELECT results_eq($$SELECT version, name FROM reactor.schema_migrations ORDER BY version$$,
-                  $$VALUES (1, '001_schema.sql'), (2, '002_tick.sql'), (3, '003_notify_mac.sql')$$,
-                  'before: 001, 002 and 003 are recorded');
+                  $$VALUES (1, '001_schema.sql'), (2, '002_tick.sql'), (3, '003_notify_mac.sql'), (4, '004_tick_scale.sql')$$,
+                  'before: 001 to 004 are recorded');
 
--- 001 and 002 cannot go first
-SELECT throws_ok(:'down1_sql', '2BP01', 'roll back the later migrations first: 003_notify_mac.sql, 002_tick.sql',
-                 'the rollback of 001 refuses while 002 and 003 are applied');
-SELECT throws_ok(:'down2_sql', '2BP01', 'roll back the later migrations first: 003_notify_mac.sql',
-                 'the rollback of 002 refuses while 003 is applied');
+-- 001, 002 and 003 cannot go first
+SELECT throws_ok(:'down1_sql', '2BP01', 'roll back the later migrations first: 004_tick_scale.sql, 003_notify_mac.sql, 002_tick.sql',
+                 'the rollback of 001 refuses while 002, 003 and 004 are applied');
+SELECT throws_ok(:'down2_sql', '2BP01', 'roll back the later migrations first: 004_tick_scale.sql, 003_notify_mac.sql',
+                 'the rollback of 002 refuses while 003 and 004 are applied');
+SELECT throws_ok(:'down3_sql', '2BP01', 'roll back the later migrations first: 004_tick_scale.sql',
+                 'the rollback of 003 refuses while 004 is applied');
 SELECT has_function('reactor', 'tick', ARRAY[]::text[], 'and leaves everything in place');
 SELECT has_table('reactor', 'notify_key', 'the key too');
+
+-- 004
+SELECT ok(pg_get_functiondef('reactor.tick'::regproc) ~ 'due_queue', 'before: tick() reads the due queue');
+\ir ../../sql/migrations/004_tick_scale.down.sql
+SELECT hasnt_table('reactor', t, 'the rollback of 004 drops reactor.' || t)
+  FROM unnest(ARRAY['due_queue', 'scheduler_leader']) AS t;
+SELECT is((SELECT count(*)::integer FROM pg_proc WHERE pronamespace = 'reactor'::regnamespace
+             AND proname IN ('timeout_at', 'due_queue_sync', 'track_due', 'time_out', 'tick_budget_ms')), 0,
+          'and its functions');
+SELECT hasnt_index('reactor', 'scheduled_jobs', i, 'and index ' || i)
+  FROM unnest(ARRAY['idx_scheduled_jobs_running_timeout', 'idx_scheduled_jobs_running_stuck']) AS i;
+SELECT hasnt_column('reactor', 'due_announcements', 'left_pending', 'and due_announcements.left_pending');
+SELECT is((SELECT count(*)::integer FROM pg_trigger WHERE tgrelid = 'reactor.scheduled_jobs'::regclass
+             AND tgname LIKE 'scheduled_jobs_track_due%'), 0, 'and its triggers');
+SELECT ok(pg_get_functiondef('reactor.tick'::regproc) !~ 'due_queue'
+          AND pg_get_functiondef('reactor.tick'::regproc) ~ 'NOT EXISTS \(SELECT 1 FROM reactor.due_announcements',
+          'tick() is 002''s again');
+SELECT results_eq($$SELECT version FROM reactor.schema_migrations ORDER BY version$$, $$VALUES (1), (2), (3)$$,
+                  '004 is forgotten, 001 to 003 are not');
+INSERT INTO reactor.scheduled_jobs (id, job_type, scheduled_for) VALUES ('due_after_004', 't', now() - interval '1 second');
+SELECT reactor.tick() \gset
+SELECT reactor.tick() \gset
+SELECT is((SELECT count(*)::integer FROM reactor.job_events WHERE job_id = 'due_after_004' AND kind = 'due'), 1,
+          '002''s tick() announces a due job once');
+SET client_min_messages = warning;
+SELECT lives_ok(:'down4_sql', 'running the rollback of 004 a second time is harmless');
+RESET client_min_messages;
 
 -- 003
 SELECT ok(pg_get_functiondef('reactor.emit_event'::regproc) ~ 'sign_notification'
@@ -78,9 +109,10 @@ SELECT set_eq($$SELECT typname::text FROM pg_type WHERE typnamespace = 'reactor'
               'no type of 001 is left');
 SELECT has_schema('reactor', 'schema reactor stays (it belongs to reactor migrate)');
 SELECT is((SELECT count(*)::integer FROM reactor.schema_migrations), 0,
-          'reactor.schema_migrations no longer records 001, 002 or 003');
+          'reactor.schema_migrations no longer records 001 to 004');
 SET client_min_messages = warning;
 SELECT lives_ok(:'down3_sql', 'the rollback of 003 after 001''s is harmless too (restores nothing)');
+SELECT lives_ok(:'down4_sql', 'and so is the rollback of 004 (restores nothing)');
 RESET client_min_messages;
 SELECT is((SELECT count(*)::integer FROM pg_proc WHERE pronamespace = 'reactor'::regnamespace), 0,
           'still no function in schema reactor');
@@ -97,12 +129,12 @@ RESET client_min_messages;
 \set migrate_out `build/src/reactor migrate --database-url "host=:HOST port=:PORT dbname=:DBNAME user=:USER" 2>&1; echo "exit=$?"`
 SELECT ok(:'migrate_out' ~ 'exit=0$', 'reactor migrate exits 0 after the rollbacks');
 SELECT ok(:'migrate_out' ~ 'applied migration 001_schema.sql' AND :'migrate_out' ~ 'applied migration 002_tick.sql'
-          AND :'migrate_out' ~ 'applied migration 003_notify_mac.sql',
-          'and says it applied 001_schema.sql, 002_tick.sql and 003_notify_mac.sql');
+          AND :'migrate_out' ~ 'applied migration 003_notify_mac.sql' AND :'migrate_out' ~ 'applied migration 004_tick_scale.sql',
+          'and says it applied 001_schema.sql, 002_tick.sql, 003_notify_mac.sql and 004_tick_scale.sql');
 SELECT has_table('reactor', t, 'reactor.' || t || ' is back')
-  FROM unnest(ARRAY['scheduled_jobs', 'due_announcements', 'notify_key']) AS t;
+  FROM unnest(ARRAY['scheduled_jobs', 'due_announcements', 'notify_key', 'due_queue', 'scheduler_leader']) AS t;
 SELECT results_eq($$SELECT version, name FROM reactor.schema_migrations ORDER BY version$$,
-                  $$VALUES (1, '001_schema.sql'), (2, '002_tick.sql'), (3, '003_notify_mac.sql')$$, 'all three are recorded again');
+                  $$VALUES (1, '001_schema.sql'), (2, '002_tick.sql'), (3, '003_notify_mac.sql'), (4, '004_tick_scale.sql')$$, 'all four are recorded again');
 SELECT ok(pg_get_functiondef('reactor.emit_event'::regproc) ~ 'sign_notification', 'and events are signed again');
 SELECT results_eq($$SELECT tbl::text FROM reactor.watched_tables$$, $$VALUES ('reactor.scheduled_jobs')$$,
                   'scheduled_jobs is watched again; the user table must be attached anew');
