@@ -19,7 +19,11 @@
 --     index on the moment, the configured stuck timeout by started_at);
 --   * the TTL condition `scheduled_for + ttl <= now()` could use no index -> written as
 --     `scheduled_for <= now() - ttl`;
---   * the "busy" re-checks re-ran each scan -> a skipped (locked) row sets the flag.
+--   * the "busy" re-checks re-ran each scan -> min() of the same index (one entry), or a
+--     skipped (locked) row sets the flag.
+-- The statements are written so that their generic plans (plpgsql caches them, with the
+-- intervals as parameters) still start at the right end of an index: ORDER BY the
+-- index's columns with a LIMIT, or min().
 -- And every step runs within a time budget (the setting reactor.tick_budget_ms, default
 -- 40): with more due than fits, it returns a moment in the past, which makes the reactor
 -- tick again at once.
@@ -243,10 +247,8 @@ BEGIN
   IF n = 1000 THEN
     more_at := least(more_at, now());
   ELSIF NOT cut THEN
-    busy := busy OR EXISTS (
-      SELECT 1 FROM reactor.scheduled_jobs s
-       WHERE s.status = 'running' AND s.timeout_seconds IS NOT NULL
-         AND reactor.timeout_at(s.started_at, s.timeout_seconds) <= now());
+    busy := busy OR (SELECT min(reactor.timeout_at(s.started_at, s.timeout_seconds)) FROM reactor.scheduled_jobs s
+                      WHERE s.status = 'running' AND s.timeout_seconds IS NOT NULL) <= now();
   END IF;
   IF stuck IS NOT NULL THEN
     n := 0; cut := false;
@@ -268,9 +270,8 @@ BEGIN
     IF n = 1000 THEN
       more_at := least(more_at, now());
     ELSIF NOT cut THEN
-      busy := busy OR EXISTS (
-        SELECT 1 FROM reactor.scheduled_jobs s
-         WHERE s.status = 'running' AND s.timeout_seconds IS NULL AND s.started_at <= now() - stuck);
+      busy := busy OR (SELECT min(s.started_at) FROM reactor.scheduled_jobs s
+                        WHERE s.status = 'running' AND s.timeout_seconds IS NULL) <= now() - stuck;
     END IF;
   END IF;
 
@@ -294,9 +295,8 @@ BEGIN
   IF n = 1000 THEN
     more_at := least(more_at, now());
   ELSIF NOT cut THEN
-    busy := busy OR EXISTS (
-      SELECT 1 FROM reactor.scheduled_jobs s
-       WHERE s.status = 'pending' AND s.enabled AND s.expires_at <= now());
+    busy := busy OR (SELECT min(s.expires_at) FROM reactor.scheduled_jobs s
+                      WHERE s.status = 'pending' AND s.enabled AND s.expires_at IS NOT NULL) <= now();
   END IF;
   IF ttl IS NOT NULL THEN
     n := 0; cut := false;
@@ -319,10 +319,8 @@ BEGIN
     IF n = 1000 THEN
       more_at := least(more_at, now());
     ELSIF NOT cut THEN
-      busy := busy OR EXISTS (
-        SELECT 1 FROM reactor.scheduled_jobs s
-         WHERE s.status = 'pending' AND s.enabled AND s.expires_at IS NULL
-           AND s.scheduled_for <= now() - ttl);
+      busy := busy OR (SELECT min(s.scheduled_for) FROM reactor.scheduled_jobs s
+                        WHERE s.status = 'pending' AND s.enabled AND s.expires_at IS NULL) <= now() - ttl;
     END IF;
   END IF;
 
