@@ -201,8 +201,13 @@ REVOKE EXECUTE ON FUNCTION reactor.time_out(reactor.scheduled_jobs) FROM PUBLIC;
 -- Each step handles at least one row if any is due, then stops when the budget is spent;
 -- the answer is then the earliest moment left unhandled, which is in the past: "tick
 -- again now". Rows locked by others make the answer at most one second ahead.
+-- Generic plans from the first call: every statement below starts at the right end of an
+-- index with parameters as well (see above), and custom plans would re-plan each of them
+-- on a session's first five calls, which made the first due events of a new leader a few
+-- milliseconds later.
 CREATE OR REPLACE FUNCTION reactor.tick() RETURNS timestamptz
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
   cfg reactor.scheduler_config;
   ttl interval;
