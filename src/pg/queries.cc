@@ -247,13 +247,42 @@ Status Clock(Session& s, Reply<int64_t> cb) {
   });
 }
 
-Status WaitForLeaderLock(Session& s, Reply<Done> cb) {
-  // The wait may last days: nothing configured for ordinary sessions may end it.
+namespace {
+
+// The wait may last days: nothing configured for ordinary sessions may end it.
+std::string NoTimeouts(const Session& s) {
   std::string sql = "SET statement_timeout = 0; SET lock_timeout = 0; ";
   if (s.server_version() >= 140000) sql += "SET idle_session_timeout = 0; ";
-  sql += "SELECT pg_advisory_lock(" + std::to_string(kLeaderLockKey) + ")";
+  return sql + "SET idle_in_transaction_session_timeout = 0; ";
+}
+
+Status RunDone(Session& s, std::string sql, Reply<Done> cb) {
   return Run<Done>(s, std::move(sql), {}, std::move(cb), [](const pg_result*) -> Result<Done> { return Done{}; },
                    nullptr, false, /*simple=*/true);
+}
+
+}  // namespace
+
+Status PrepareLeaderWait(Session& s, Reply<Done> cb) {
+  // READ COMMITTED whatever default_transaction_isolation says: a transaction snapshot
+  // would be held for as long as the transaction stays open. The ACCESS SHARE lock (which
+  // conflicts with no other reactor's) looks the table up, so that the catalog caches hold
+  // everything the EXCLUSIVE request needs.
+  return RunDone(s, NoTimeouts(s) + "BEGIN ISOLATION LEVEL READ COMMITTED; "
+                 "LOCK TABLE ONLY reactor.scheduler_leader IN ACCESS SHARE MODE", std::move(cb));
+}
+
+Status WaitForLeaderTable(Session& s, Reply<Done> cb) {
+  return RunDone(s, "LOCK TABLE ONLY reactor.scheduler_leader IN EXCLUSIVE MODE", std::move(cb));
+}
+
+Status TakeLeaderAdvisoryLock(Session& s, Reply<Done> cb) {
+  return RunDone(s, "SELECT pg_advisory_lock(" + std::to_string(kLeaderLockKey) + ")", std::move(cb));
+}
+
+Status WaitForLeaderLock(Session& s, Reply<Done> cb) {
+  return RunDone(s, "ROLLBACK; " + NoTimeouts(s) + "SELECT pg_advisory_lock(" + std::to_string(kLeaderLockKey) + ")",
+                 std::move(cb));
 }
 
 Status SetStatementTimeout(Session& s, uint64_t ms, Reply<Done> cb) {

@@ -36,8 +36,20 @@ Status Snapshot(Session& s, const SnapshotQuery& q, Reply<SnapshotRows> cb, Sess
 Status Tick(Session& s, Reply<TickAnswer> cb);
 Status Clock(Session& s, Reply<int64_t> cb);
 
-// Settings for a session that must never be ended by the server's timeouts, then a wait
-// for the scheduler's leader lock; the callback runs when it is held.
+// The scheduler's election (docs/scheduler.md, "Leader election"), three statements in
+// turn on the lock session:
+//   PrepareLeaderWait: settings so that the server's timeouts never end the session or its
+//     open transaction, BEGIN, and an ACCESS SHARE lock on reactor.scheduler_leader (which
+//     waits for nobody; it loads the catalog entries the next statement needs);
+//   WaitForLeaderTable: LOCK TABLE ... IN EXCLUSIVE MODE, which waits without a snapshot
+//     (no backend_xmin) until the leader's session ends;
+//   TakeLeaderAdvisoryLock: the session-level advisory lock kLeaderLockKey, which older
+//     reactors (before migration 004) elect on; immediate unless one of them leads.
+// WaitForLeaderLock is the election without migration 004 (no reactor.scheduler_leader):
+// it ends the failed transaction and waits for the advisory lock alone.
+Status PrepareLeaderWait(Session& s, Reply<Done> cb);
+Status WaitForLeaderTable(Session& s, Reply<Done> cb);
+Status TakeLeaderAdvisoryLock(Session& s, Reply<Done> cb);
 Status WaitForLeaderLock(Session& s, Reply<Done> cb);
 // For client reads: a statement may not hold the read session for longer than this.
 Status SetStatementTimeout(Session& s, uint64_t ms, Reply<Done> cb);

@@ -61,23 +61,24 @@ void LeaderLock::OnSessionState(pg::Session::State s, const std::string& reason)
       return;
     case pg::Session::State::kReady: {
       const int pid = session_.backend_pid();
-      auto st = pg::queries::WaitForLeaderLock(session_, [this, pid](Result<pg::Done> r) {
+      auto st = pg::queries::PrepareLeaderWait(session_, [this, pid](Result<pg::Done> r) {
         if (!r) {
-          if (session_.ready()) session_.Reconnect("lock statement failed: " + r.error());
+          if (!session_.ready()) return;
+          if (r.error().find("scheduler_leader") != std::string::npos &&
+              r.error().find("does not exist") != std::string::npos) {
+            WaitOnAdvisoryLock(pid);
+            return;
+          }
+          session_.Reconnect("preparing the lock statement failed: " + r.error());
           return;
         }
-        SetState(State::kLeader);
-        ++acquired_;
-        spdlog::info("scheduler: leader (advisory lock {} held by backend pid {})", pg::kLeaderLockKey, pid);
-        if (observer_) observer_(true, "advisory lock acquired");
+        WaitOnTable(pid);
       });
       if (!st) {
         session_.Reconnect("sending the lock statement failed: " + st.message());
         return;
       }
-      session_.ResetBackoff();
       SetState(State::kWaiting);
-      spdlog::info("scheduler: waiting for leadership (advisory lock {}, backend pid {})", pg::kLeaderLockKey, pid);
       return;
     }
     case pg::Session::State::kBackoff: {
@@ -98,6 +99,57 @@ void LeaderLock::OnSessionState(pg::Session::State s, const std::string& reason)
     case pg::Session::State::kIdle:
       return;
   }
+}
+
+void LeaderLock::WaitOnTable(int pid) {
+  auto st = pg::queries::WaitForLeaderTable(session_, [this, pid](Result<pg::Done> r) {
+    if (!r) {
+      if (session_.ready()) session_.Reconnect("lock statement failed: " + r.error());
+      return;
+    }
+    // Replicas older than migration 004 elect on the advisory lock alone: hold it too, so
+    // that an old and a new replica never lead at once during an upgrade.
+    auto st2 = pg::queries::TakeLeaderAdvisoryLock(session_, [this, pid](Result<pg::Done> r2) {
+      if (!r2) {
+        if (session_.ready()) session_.Reconnect("advisory lock statement failed: " + r2.error());
+        return;
+      }
+      BecomeLeader(pid, "reactor.scheduler_leader locked");
+    });
+    if (!st2) session_.Reconnect("sending the advisory lock statement failed: " + st2.message());
+  });
+  if (!st) {
+    session_.Reconnect("sending the lock statement failed: " + st.message());
+    return;
+  }
+  session_.ResetBackoff();
+  spdlog::info("scheduler: waiting for leadership (LOCK TABLE reactor.scheduler_leader, backend pid {})", pid);
+}
+
+void LeaderLock::WaitOnAdvisoryLock(int pid) {
+  spdlog::warn("scheduler: reactor.scheduler_leader does not exist (run `reactor migrate`); electing on the "
+               "advisory lock alone, whose wait holds a snapshot");
+  auto st = pg::queries::WaitForLeaderLock(session_, [this, pid](Result<pg::Done> r) {
+    if (!r) {
+      if (session_.ready()) session_.Reconnect("lock statement failed: " + r.error());
+      return;
+    }
+    BecomeLeader(pid, "advisory lock acquired");
+  });
+  if (!st) {
+    session_.Reconnect("sending the lock statement failed: " + st.message());
+    return;
+  }
+  session_.ResetBackoff();
+  spdlog::info("scheduler: waiting for leadership (advisory lock {}, backend pid {})", pg::kLeaderLockKey, pid);
+}
+
+void LeaderLock::BecomeLeader(int pid, const std::string& how) {
+  SetState(State::kLeader);
+  ++acquired_;
+  spdlog::info("scheduler: leader (reactor.scheduler_leader and advisory lock {} held by backend pid {})",
+               pg::kLeaderLockKey, pid);
+  if (observer_) observer_(true, how);
 }
 
 void LeaderLock::Close(std::function<void()> done) {

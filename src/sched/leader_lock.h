@@ -1,17 +1,21 @@
-// LeaderLock: which replica ticks. A pg::Session of its own that sends
-// `SELECT pg_advisory_lock(pg::kLeaderLockKey)` and simply waits for the answer. The
-// answer means this replica holds the session-level lock: it is the leader until that
-// session ends. PostgreSQL releases the lock when the session ends (process killed,
-// connection cut, clean shutdown), and the next waiting replica's statement returns at
-// that moment: failover needs no polling on either side.
+// LeaderLock: which replica ticks. A pg::Session of its own that opens a transaction and
+// sends `LOCK TABLE reactor.scheduler_leader IN EXCLUSIVE MODE` (after an ACCESS SHARE
+// lock that warms the catalog caches, so that the wait takes no snapshot and holds no
+// backend_xmin), then takes the session-level advisory lock pg::kLeaderLockKey (what
+// reactors before migration 004 elect on). The answers mean this replica is the leader
+// until that session ends. PostgreSQL releases both locks when the session ends (process
+// killed, connection cut, clean shutdown), and the next waiting replica's statement
+// returns at that moment: failover needs no polling on either side. Without migration
+// 004 it waits for the advisory lock alone (which holds a snapshot while it waits).
 //
-//   kConnecting --connected, lock statement sent--> kWaiting --answer--> kLeader
+//   kConnecting --connected, lock statements sent--> kWaiting --answers--> kLeader
 //   any failure --> kBackoff (leadership, if held, is lost at once) --> kConnecting
 //
 // The session uses the serve keepalives so that a half-open link is noticed, is named
 // "reactor-scheduler" in pg_stat_activity (unless the URL sets an application_name),
-// and turns off statement_timeout, lock_timeout and idle_session_timeout for itself,
-// which would otherwise end the wait or the session.
+// and turns off statement_timeout, lock_timeout, idle_session_timeout and
+// idle_in_transaction_session_timeout for itself, which would otherwise end the wait, the
+// session or its open transaction.
 //
 // Ownership: owns its session. Close() must be called and its callback awaited before
 // destruction. Loop thread only.
@@ -61,6 +65,9 @@ class LeaderLock {
  private:
   void OnSessionState(pg::Session::State s, const std::string& reason);
   void SetState(State s);
+  void WaitOnTable(int pid);
+  void WaitOnAdvisoryLock(int pid);
+  void BecomeLeader(int pid, const std::string& how);
 
   LeaderLockConfig config_;
   pg::Session session_;

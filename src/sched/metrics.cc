@@ -17,6 +17,9 @@ void WriteSchedulerMetrics(const SchedulerMetrics& m, MetricsText& out) {
   out.Counter("reactor_scheduler_ticks_total", "reactor.tick() calls answered", m.ticks);
   out.Counter("reactor_scheduler_tick_errors_total", "reactor.tick() calls that failed",
               m.tick_errors);
+  out.Counter("reactor_scheduler_ticks_more_due_total",
+              "reactor.tick() answers in the past: its time budget ran out with more due (ticked again at once)",
+              m.ticks_more_due);
   out.Counter("reactor_scheduler_due_events_total", "due events seen in the event stream",
               m.due_events);
   out.Counter("reactor_scheduler_rearms_from_events_total",

@@ -21,6 +21,7 @@ struct SchedulerMetrics {
   uint64_t leader_lost = 0;          // times it was lost with its connection
   uint64_t ticks = 0;                // reactor.tick() calls answered
   uint64_t tick_errors = 0;          // calls that failed on a live connection
+  uint64_t ticks_more_due = 0;       // answers in the past: tick() ran out of its time budget
   uint64_t due_events = 0;           // "due" events seen in the stream
   uint64_t rearms_from_events = 0;   // timer moved earlier by an event, without a query
   uint64_t config_doorbells = 0;     // {"kind":"config"} notifications (each asks for a tick)

@@ -197,6 +197,10 @@ void Ticker::OnTickResult(uint64_t gen, LocalMicros send, Result<pg::TickAnswer>
   ++stats_.clock_samples;
   if (!clock_.AddSample(send, answer->server_now_us, recv)) ++stats_.clock_steps;
   std::optional<ServerMicros> next = answer->next_us;
+  // A deadline at or before the statement's now() means tick() stopped at its time budget
+  // with more due (migration 004): Arm() below schedules the next tick for the next loop
+  // pass, without counting it as lateness (nothing was waited for).
+  if (next && *next <= answer->server_now_us) ++stats_.ticks_more_due;
   if (pending_ && IsEarlier(next, *pending_)) next = pending_;
   pending_.reset();
   if (next) {
@@ -253,6 +257,7 @@ void Ticker::MeasureClock(int remaining, bool after_prewake) {
 void Ticker::FillMetrics(SchedulerMetrics& m) const {
   m.ticks = stats_.ticks;
   m.tick_errors = stats_.tick_errors;
+  m.ticks_more_due = stats_.ticks_more_due;
   m.due_events = stats_.due_events;
   m.rearms_from_events = stats_.rearms_from_events;
   m.config_doorbells = stats_.config_doorbells;

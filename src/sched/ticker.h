@@ -10,6 +10,8 @@
 //     "due" events are skipped (tick() wrote them; its answer covers what follows);
 //   - a {"kind":"config"} notification without an id asks for a tick;
 //   - events arriving while a tick is in flight are folded into its answer;
+//   - an answer at or before the tick's own now() ("more is due": tick() stopped at its
+//     time budget) ticks again on the next loop pass;
 //   - a failed tick is retried after 1 s, doubling to 30 s (a deadline that arrives
 //     meanwhile still wins if earlier).
 //

@@ -6,7 +6,14 @@
 //  3. scheduler: lateness of due events (job_events.created_at - scheduled_for, both in
 //     the server's clock) with 10 000 jobs due over one minute, beside the floor (tick()'s
 //     own execution time); then statements per hour while idle.
-// BENCH_ONLY=ingest,catchup,scheduler selects sections (default: all).
+//  4. tickscale (not in the default run): reactor.tick() at 10 000 / 100 000 / 1 000 000
+//     pending jobs (BENCH_TICK_SIZES) with 5 % running and a 2 % due backlog: the
+//     backlog's first announcement (slices, longest statement), idle ticks, a tick per
+//     newly due job (what a deadline every 86 ms costs at 1 000 000), lateness with
+//     1 000 jobs due per second; the same for 002's tick() at BENCH_TICK_OLD sizes;
+//  5. standby (not in the default run): backend_xmin of a standby waiting for leadership,
+//     sampled for BENCH_STANDBY_SECONDS (600).
+// BENCH_ONLY=ingest,catchup,scheduler,tickscale,standby selects sections (default: the first three).
 import path from 'node:path';
 import os from 'node:os';
 import { spawn } from 'node:child_process';
@@ -221,7 +228,138 @@ async function scheduler() {
   await admin.end();
 }
 
+
+// reactor.tick() against large tables. The load is not measured: one INSERT per kind with
+// generate_series, the event triggers detached meanwhile (a million insert events would
+// only measure emit_event), then ANALYZE.
+async function tickScale() {
+  const sizes = (process.env.BENCH_TICK_SIZES ?? '10000,100000,1000000').split(',').map(Number);
+  const oldSizes = (process.env.BENCH_TICK_OLD ?? '10000,100000').split(',').map(Number);
+  const IDLE_CALLS = Number(process.env.BENCH_TICK_IDLE_CALLS ?? 1000);
+  const f = (x) => Number(x).toFixed(2);
+  const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(p * s.length))]; };
+  console.log('tick() at scale (pending jobs spread over 24 h starting in 1 h; 5 % running, started within 10 min; ' +
+              '2 % pending and due, not yet announced):');
+  for (const size of sizes) {
+    for (const version of ['004', '002']) {
+      if (version === '002' && !oldSizes.includes(size)) continue;
+      const url = await freshDatabase(`bench_tick_${size}_${version}`);
+      const db = await connect(url);
+      if (version === '002') {
+        await new Promise((resolve, reject) => spawn('psql', [url, '-q', '-v', 'ON_ERROR_STOP=1', '--single-transaction',
+          '-f', path.join(process.env.REACTOR_ROOT, 'sql/migrations/004_tick_scale.down.sql')], { stdio: 'inherit' })
+          .on('exit', (c) => (c === 0 ? resolve() : reject(new Error('004 down failed')))));
+      }
+      const running = Math.round(size * 0.05);
+      const backlog = Math.round(size * 0.02);
+      const t0 = Date.now();
+      await db.query(`SELECT reactor.detach('reactor.scheduled_jobs')`);
+      await db.query(`INSERT INTO reactor.scheduled_jobs (id, job_type, user_id, scheduled_for)
+                      SELECT 'p_' || g, 'bench', 'u' || (g % 100), now() + interval '1 hour' + g * make_interval(secs => 86400.0 / $1)
+                        FROM generate_series(1, $1::int) g`, [size]);
+      await db.query(`INSERT INTO reactor.scheduled_jobs (id, job_type, status, started_at, scheduled_for)
+                      SELECT 'r_' || g, 'bench', 'running', now() - random() * interval '10 min', now() - interval '10 min'
+                        FROM generate_series(1, $1::int) g`, [running]);
+      await db.query(`INSERT INTO reactor.scheduled_jobs (id, job_type, scheduled_for)
+                      SELECT 'b_' || g, 'bench', now() - random() * interval '10 min'
+                        FROM generate_series(1, $1::int) g`, [backlog]);
+      await db.query(`SELECT reactor.attach('reactor.scheduled_jobs', 'id', 'status', 'user_id', 'job_type')`);
+      await db.query('VACUUM ANALYZE reactor.scheduled_jobs');
+      if (version === '004') await db.query('VACUUM ANALYZE reactor.due_queue');
+      console.log(`  ${size} pending, ${running} running, ${backlog} due (${version === '004' ? 'tick() of 004' : 'tick() of 002, for comparison'}; loaded in ${((Date.now() - t0) / 1000).toFixed(0)} s):`);
+
+      // The backlog: tick until the answer is ahead of now().
+      const timed = async (sql) => { const a = process.hrtime.bigint(); const r = await db.query(sql); return [Number(process.hrtime.bigint() - a) / 1e6, r.rows[0]]; };
+      const tickSql = `SELECT t > now() OR t IS NULL AS ahead FROM reactor.tick() AS t`;
+      let slices = 0, total = 0, longest = 0;
+      for (;;) {
+        const [ms, row] = await timed(tickSql);
+        ++slices; total += ms; longest = Math.max(longest, ms);
+        if (row.ahead) break;
+      }
+      const { rows: [{ n }] } = await db.query(`SELECT count(*)::int AS n FROM reactor.job_events WHERE kind = 'due'`);
+      console.log(`    backlog: ${n} due events in ${f(total)} ms, ${slices} tick() statement${slices > 1 ? 's' : ''}, longest ${f(longest)} ms`);
+
+      // Idle: nothing new due (the backlog stays pending, announced).
+      const calls = version === '004' ? IDLE_CALLS : Number(process.env.BENCH_TICK_OLD_CALLS ?? 100);
+      const idle = [];
+      for (let i = 0; i < calls; ++i) idle.push((await timed(tickSql))[0]);
+      console.log(`    idle tick (${calls} calls, round trip included): p50 ${f(pct(idle, 0.5))} ms, p99 ${f(pct(idle, 0.99))} ms, max ${f(Math.max(...idle))} ms`);
+
+      // One newly due job per tick: a far job moved to now() in its own statement, then a tick.
+      const one = [];
+      for (let i = 1; i <= Math.min(200, calls); ++i) {
+        await db.query(`UPDATE reactor.scheduled_jobs SET scheduled_for = now() WHERE id = $1`, [`p_${size - i}`]);
+        one.push((await timed(tickSql))[0]);
+      }
+      const perHour = 86400 / size > 0 ? (size / 24) : 0;  // deadlines per hour with the jobs spread over 24 h
+      const mean = one.reduce((a, b) => a + b, 0) / one.length;
+      console.log(`    a tick announcing one job: p50 ${f(pct(one, 0.5))} ms, p99 ${f(pct(one, 0.99))} ms; one deadline every ` +
+                  `${f(86400000 / size)} ms is ${Math.round(perHour)} ticks per hour = ${f(mean * perHour / 1000)} s of database time per hour`);
+
+      // Lateness: 1 000 jobs due per second for 10 s, the reactor ticking.
+      const reactor = await startLeader(url, ['--log-level', 'info']);
+      // In ten INSERTs of 1 000 jobs, all committed before the first is due (20 s ahead),
+      // so that the inserts (and their 10 000 events) do not compete with the ticks; a
+      // job that came due before its INSERT committed would be left out of the figures.
+      const { rows: [{ base }] } = await db.query(`SELECT now() + interval '20 s' AS base`);
+      for (let k = 0; k < 10; ++k) {
+        await db.query(`INSERT INTO reactor.scheduled_jobs (id, job_type, scheduled_for)
+                        SELECT 'l_' || g, 'bench', $1::timestamptz + g * interval '1 ms' FROM generate_series($2::int, $2::int + 999) g`,
+                       [base, k * 1000]);
+      }
+      const { rows: [{ t: insertedAt }] } = await db.query(`SELECT clock_timestamp() AS t`);
+      const committed = insertedAt > base ? insertedAt : base;
+      await eventually(async () => (await db.query(`SELECT count(*)::int AS n FROM reactor.job_events WHERE kind = 'due' AND job_id LIKE 'l\\_%'`)).rows[0].n >= 10000,
+        { timeout: 120000, interval: 500, what: 'the 10 000 jobs due' });
+      const { rows: [late] } = await db.query(
+        `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY l) AS p50, percentile_cont(0.99) WITHIN GROUP (ORDER BY l) AS p99, max(l) AS max
+           FROM (SELECT extract(epoch FROM created_at - (payload->>'scheduled_for')::timestamptz) * 1000 AS l
+                   FROM reactor.job_events WHERE kind = 'due' AND job_id LIKE 'l\\_%'
+                    AND (payload->>'scheduled_for')::timestamptz > $1) x`, [committed]);
+      console.log(`    lateness at 1 000 due per second (10 000 jobs): p50 ${f(late.p50)} ms, p99 ${f(late.p99)} ms, max ${f(late.max)} ms ` +
+                  `(load average ${os.loadavg()[0].toFixed(2)})`);
+      await reactor.stop();
+      await db.end();
+      const admin = await connect(process.env.DATABASE_URL);
+      await admin.query(`DROP DATABASE IF EXISTS ${new URL(url).pathname.slice(1)}`).catch(() => {});
+      await admin.end();
+    }
+  }
+}
+
+// A standby waiting for leadership, watched for BENCH_STANDBY_SECONDS: its backend_xmin
+// (the oldest snapshot it holds, which VACUUM must respect in the whole database).
+async function standby() {
+  const SECONDS = Number(process.env.BENCH_STANDBY_SECONDS ?? 600);
+  const url = await freshDatabase('bench_standby');
+  const db = await connect(url);
+  const a = await startLeader(url, ['--log-level', 'info']);
+  const b = startReactor(['serve', '--database-url', url, '--listen', '127.0.0.1:0']);
+  await b.waitFor(/scheduler: waiting for leadership/, 20000, true);
+  const pid = Number(b.stderr.match(/waiting for leadership \(.*backend pid (\d+)\)/)[1]);
+  let samples = 0, held = 0, maxAge = null;
+  const end = Date.now() + SECONDS * 1000;
+  for (let g = 0; Date.now() < end; ++g) {
+    await db.query(`INSERT INTO reactor.scheduled_jobs (id, job_type, scheduled_for) VALUES ($1, 'standby', now() + interval '1 day')`, [`s_${g}`]);
+    const { rows: [r] } = await db.query(`SELECT age(backend_xmin) AS age FROM pg_stat_activity WHERE pid = $1`, [pid]);
+    ++samples;
+    if (r?.age != null) { ++held; maxAge = Math.max(maxAge ?? 0, Number(r.age)); }
+    await sleep(1000);
+  }
+  console.log(`standby: age(backend_xmin) of the waiting standby over ${SECONDS} s: ${held} of ${samples} samples not NULL` +
+              (maxAge == null ? ' (NULL throughout)' : `, max age ${maxAge}`));
+  const killedAt = Date.now();
+  a.child.kill('SIGKILL');
+  await b.waitFor(/scheduler: ticking/, 10000, true);
+  console.log(`standby: ticking ${Date.now() - killedAt} ms after the leader's SIGKILL`);
+  await b.stop();
+  await db.end();
+}
+
 const only = (process.env.BENCH_ONLY ?? 'ingest,catchup,scheduler').split(',');
 if (only.includes('ingest')) await ingest();
 if (only.includes('catchup')) await catchUp();
 if (only.includes('scheduler')) await scheduler();
+if (only.includes('tickscale')) await tickScale();
+if (only.includes('standby')) await standby();

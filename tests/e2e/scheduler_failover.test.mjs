@@ -1,5 +1,6 @@
-// Two replicas on one database: exactly one ticks (the advisory lock's holder); after the
-// leader is SIGKILLed the standby, whose pg_advisory_lock() was waiting, takes over
+// Two replicas on one database: exactly one ticks (the holder of the lock on
+// reactor.scheduler_leader); after the leader is SIGKILLed the standby, whose LOCK TABLE
+// was waiting, takes over
 // within 2 s and catches up, and no deadline is announced twice.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,11 +20,17 @@ test('leader killed: the standby ticks within 2 s and no deadline is announced t
     // The log line comes when the statement is sent; the server queues it a moment later.
     const locks = await eventually(async () => {
       const { rows: [l] } = await db.query(
-        `SELECT count(*) FILTER (WHERE l.granted)::int AS held, count(*) FILTER (WHERE NOT l.granted)::int AS waiting
-           FROM pg_locks l WHERE l.locktype = 'advisory' AND l.classid = 1679373288 AND l.objid = 451149825`);
+        `SELECT count(*) FILTER (WHERE l.granted AND l.mode = 'ExclusiveLock')::int AS held,
+                count(*) FILTER (WHERE NOT l.granted)::int AS waiting,
+                (SELECT count(*)::int FROM pg_locks a WHERE a.locktype = 'advisory' AND a.classid = 1679373288
+                    AND a.objid = 451149825 AND a.granted) AS advisory_held,
+                (SELECT count(*)::int FROM pg_locks a WHERE a.locktype = 'advisory' AND NOT a.granted) AS advisory_waiting
+           FROM pg_locks l WHERE l.locktype = 'relation' AND l.relation = 'reactor.scheduler_leader'::regclass`);
       return l.waiting > 0 && l;
     }, { timeout: 5000, what: 'the standby queued on the lock' });
-    assert.deepEqual(locks, { held: 1, waiting: 1 });
+    // The leader holds the table lock and the advisory lock (for older replicas); the
+    // standby waits in LOCK TABLE, not on the advisory lock.
+    assert.deepEqual(locks, { held: 1, waiting: 1, advisory_held: 1, advisory_waiting: 0 });
     assert.equal(await metric(a, 'reactor_scheduler_leader'), 1);
     assert.equal(await metric(b, 'reactor_scheduler_leader'), 0);
 

@@ -43,6 +43,7 @@ class FakeServer : public pg::SchedulerStore {
   int tick_queries = 0;
   int clock_queries = 0;
   int fail_ticks = 0;  // answer this many ticks with an error
+  size_t slice = 0;    // > 0: act on at most this many due deadlines per tick, like tick()'s budget
   uint64_t latency_ms = 1;
   bool accepting = true;
 
@@ -74,9 +75,16 @@ class FakeServer : public pg::SchedulerStore {
       }
       std::optional<int64_t> next;
       std::vector<int64_t> rest;
+      std::sort(deadlines.begin(), deadlines.end());
+      size_t acted = 0;
       for (int64_t d : deadlines) {
-        if (d <= now) {
+        if (d <= now && slice > 0 && acted == slice) {
+          // Out of budget: the earliest deadline left, which is in the past.
+          rest.push_back(d);
+          if (!next || d < *next) next = d;
+        } else if (d <= now) {
           announced.push_back({d, now});
+          ++acted;
         } else {
           rest.push_back(d);
           if (!next || d < *next) next = d;
@@ -334,5 +342,33 @@ TEST_CASE("Ticker: an unreadable deadline is ignored") {
   ev.deadline = "tomorrow";
   f.ticker->OnEvent(ev);
   CHECK_FALSE(f.ticker->armed_deadline().has_value());
+  f.Finish();
+}
+
+TEST_CASE("Ticker: an answer in the past (tick() out of its budget) ticks again at once") {
+  Fixture f;
+  f.Activate();
+  REQUIRE(RunUntil(&f.loop, [&] { return f.server->tick_queries == 1 && !f.ticker->tick_in_flight(); }, 1000));
+  const int64_t t0 = FakeServer::Now();
+  // A backlog of 10 already due, 3 per tick; then one ahead.
+  for (int i = 0; i < 10; ++i) f.server->deadlines.push_back(t0 - (100 - i) * kMs);
+  f.server->deadlines.push_back(t0 + 300 * kMs);
+  f.server->slice = 3;
+  f.ticker->OnEvent(ConfigDoorbell());
+  REQUIRE(RunUntil(&f.loop, [&] { return f.server->announced.size() == 10; }, 1000));
+  const int64_t backlog_done = FakeServer::Now();
+  // 4 slices (3 + 3 + 3 + 1), back to back: nothing waits for a timer in between.
+  CHECK(f.server->tick_queries == 1 + 4);
+  CHECK(backlog_done - t0 < 100 * kMs);
+  REQUIRE(f.ticker->armed_deadline().has_value());
+  CHECK(*f.ticker->armed_deadline() == t0 + 300 * kMs);
+  SchedulerMetrics m;
+  f.ticker->FillMetrics(m);
+  CHECK(m.ticks_more_due == 3);
+  CHECK(m.lateness_count == 0);  // a past answer is not a deadline that was waited for
+  CHECK(m.early_fires == 0);
+  REQUIRE(RunUntil(&f.loop, [&] { return f.server->announced.size() == 11; }, 2000));
+  CheckPunctual({f.server->announced.back()}, 40);
+  CHECK(f.server->tick_queries == 1 + 4 + 1);
   f.Finish();
 }

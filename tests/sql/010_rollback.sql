@@ -1,14 +1,16 @@
 -- The rollbacks applied with psql, newest first: 005_notify_horizon.down.sql gives
--- emit_event back its 003 form (no horizon sent); 003_notify_mac.down.sql makes the
+-- emit_event back its 003 form (no horizon sent); 004_tick_scale.down.sql puts 002's tick()
+-- back and drops the due queue, its trigger and the leader table; 003_notify_mac.down.sql makes the
 -- notifications unsigned again and drops the key; 002_tick.down.sql removes 002's objects
 -- and leaves 001 working; 001_schema.down.sql removes every object of 001 (also the
 -- triggers on attached user tables, not the tables), refuses while 002 is applied; both
 -- forget their migration and can run twice; the real `reactor migrate` then applies
 -- them again. Paths are relative to the repository root, where tools/test runs pg_prove.
-SELECT plan(53);
+SELECT plan(70);
 \set down1_sql `cat sql/migrations/001_schema.down.sql`
 \set down2_sql `cat sql/migrations/002_tick.down.sql`
 \set down3_sql `cat sql/migrations/003_notify_mac.down.sql`
+\set down4_sql `cat sql/migrations/004_tick_scale.down.sql`
 \set down5_sql `cat sql/migrations/005_notify_horizon.down.sql`
 
 CREATE TABLE public.user_jobs (id integer PRIMARY KEY, status text);
@@ -17,17 +19,19 @@ INSERT INTO public.user_jobs VALUES (1, 'new');
 INSERT INTO reactor.scheduled_jobs (id, job_type, scheduled_for) VALUES ('doomed', 't', now() - interval '1 minute');
 SELECT reactor.tick() \gset
 SELECT results_eq($$SELECT version, name FROM reactor.schema_migrations ORDER BY version$$,
-                  $$VALUES (1, '001_schema.sql'), (2, '002_tick.sql'), (3, '003_notify_mac.sql'),
+                  $$VALUES (1, '001_schema.sql'), (2, '002_tick.sql'), (3, '003_notify_mac.sql'), (4, '004_tick_scale.sql'),
                            (5, '005_notify_horizon.sql')$$,
-                  'before: 001, 002, 003 and 005 are recorded');
+                  'before: 001 to 005 are recorded');
 
--- 001, 002 and 003 cannot go first
-SELECT throws_ok(:'down1_sql', '2BP01', 'roll back the later migrations first: 005_notify_horizon.sql, 003_notify_mac.sql, 002_tick.sql',
-                 'the rollback of 001 refuses while 002, 003 and 005 are applied');
-SELECT throws_ok(:'down2_sql', '2BP01', 'roll back the later migrations first: 005_notify_horizon.sql, 003_notify_mac.sql',
-                 'the rollback of 002 refuses while 003 and 005 are applied');
-SELECT throws_ok(:'down3_sql', '2BP01', 'roll back the later migrations first: 005_notify_horizon.sql',
-                 'the rollback of 003 refuses while 005 is applied');
+-- 001 to 004 cannot go first
+SELECT throws_ok(:'down1_sql', '2BP01', 'roll back the later migrations first: 005_notify_horizon.sql, 004_tick_scale.sql, 003_notify_mac.sql, 002_tick.sql',
+                 'the rollback of 001 refuses while 002 to 005 are applied');
+SELECT throws_ok(:'down2_sql', '2BP01', 'roll back the later migrations first: 005_notify_horizon.sql, 004_tick_scale.sql, 003_notify_mac.sql',
+                 'the rollback of 002 refuses while 003 to 005 are applied');
+SELECT throws_ok(:'down3_sql', '2BP01', 'roll back the later migrations first: 005_notify_horizon.sql, 004_tick_scale.sql',
+                 'the rollback of 003 refuses while 004 and 005 are applied');
+SELECT throws_ok(:'down4_sql', '2BP01', 'roll back the later migrations first: 005_notify_horizon.sql',
+                 'the rollback of 004 refuses while 005 is applied');
 
 -- 005
 SELECT ok(pg_get_functiondef('reactor.emit_event'::regproc) ~ 'ev_horizon', 'before: emit_event sends the horizon');
@@ -35,11 +39,38 @@ SELECT ok(pg_get_functiondef('reactor.emit_event'::regproc) ~ 'ev_horizon', 'bef
 SELECT ok(pg_get_functiondef('reactor.emit_event'::regproc) !~ 'ev_horizon'
           AND pg_get_functiondef('reactor.emit_event'::regproc) ~ 'sign_notification',
           'the rollback of 005 gives emit_event back its 003 form (signed, no horizon)');
-SELECT results_eq($$SELECT version FROM reactor.schema_migrations ORDER BY version$$, $$VALUES (1), (2), (3)$$,
-                  '005 is forgotten, 001 to 003 are not');
+SELECT results_eq($$SELECT version FROM reactor.schema_migrations ORDER BY version$$, $$VALUES (1), (2), (3), (4)$$,
+                  '005 is forgotten, 001 to 004 are not');
 SELECT lives_ok(:'down5_sql', 'running the rollback of 005 a second time is harmless');
 SELECT has_function('reactor', 'tick', ARRAY[]::text[], 'and leaves everything in place');
 SELECT has_table('reactor', 'notify_key', 'the key too');
+
+-- 004
+SELECT ok(pg_get_functiondef('reactor.tick'::regproc) ~ 'due_queue', 'before: tick() reads the due queue');
+\ir ../../sql/migrations/004_tick_scale.down.sql
+SELECT hasnt_table('reactor', t, 'the rollback of 004 drops reactor.' || t)
+  FROM unnest(ARRAY['due_queue', 'scheduler_leader']) AS t;
+SELECT is((SELECT count(*)::integer FROM pg_proc WHERE pronamespace = 'reactor'::regnamespace
+             AND proname IN ('timeout_at', 'due_queue_sync', 'track_due', 'time_out', 'tick_budget_ms')), 0,
+          'and its functions');
+SELECT hasnt_index('reactor', 'scheduled_jobs', i, 'and index ' || i)
+  FROM unnest(ARRAY['idx_scheduled_jobs_running_timeout', 'idx_scheduled_jobs_running_stuck']) AS i;
+SELECT hasnt_column('reactor', 'due_announcements', 'left_pending', 'and due_announcements.left_pending');
+SELECT is((SELECT count(*)::integer FROM pg_trigger WHERE tgrelid = 'reactor.scheduled_jobs'::regclass
+             AND tgname LIKE 'scheduled_jobs_track_due%'), 0, 'and its triggers');
+SELECT ok(pg_get_functiondef('reactor.tick'::regproc) !~ 'due_queue'
+          AND pg_get_functiondef('reactor.tick'::regproc) ~ 'NOT EXISTS \(SELECT 1 FROM reactor.due_announcements',
+          'tick() is 002''s again');
+SELECT results_eq($$SELECT version FROM reactor.schema_migrations ORDER BY version$$, $$VALUES (1), (2), (3)$$,
+                  '004 is forgotten, 001 to 003 are not');
+INSERT INTO reactor.scheduled_jobs (id, job_type, scheduled_for) VALUES ('due_after_004', 't', now() - interval '1 second');
+SELECT reactor.tick() \gset
+SELECT reactor.tick() \gset
+SELECT is((SELECT count(*)::integer FROM reactor.job_events WHERE job_id = 'due_after_004' AND kind = 'due'), 1,
+          '002''s tick() announces a due job once');
+SET client_min_messages = warning;
+SELECT lives_ok(:'down4_sql', 'running the rollback of 004 a second time is harmless');
+RESET client_min_messages;
 
 -- 003
 SELECT ok(pg_get_functiondef('reactor.emit_event'::regproc) ~ 'sign_notification'
@@ -93,9 +124,10 @@ SELECT set_eq($$SELECT typname::text FROM pg_type WHERE typnamespace = 'reactor'
               'no type of 001 is left');
 SELECT has_schema('reactor', 'schema reactor stays (it belongs to reactor migrate)');
 SELECT is((SELECT count(*)::integer FROM reactor.schema_migrations), 0,
-          'reactor.schema_migrations no longer records 001, 002 or 003');
+          'reactor.schema_migrations no longer records 001 to 004');
 SET client_min_messages = warning;
 SELECT lives_ok(:'down3_sql', 'the rollback of 003 after 001''s is harmless too (restores nothing)');
+SELECT lives_ok(:'down4_sql', 'and so is the rollback of 004 (restores nothing)');
 RESET client_min_messages;
 SELECT is((SELECT count(*)::integer FROM pg_proc WHERE pronamespace = 'reactor'::regnamespace), 0,
           'still no function in schema reactor');
@@ -112,14 +144,14 @@ RESET client_min_messages;
 \set migrate_out `build/src/reactor migrate --database-url "host=:HOST port=:PORT dbname=:DBNAME user=:USER" 2>&1; echo "exit=$?"`
 SELECT ok(:'migrate_out' ~ 'exit=0$', 'reactor migrate exits 0 after the rollbacks');
 SELECT ok(:'migrate_out' ~ 'applied migration 001_schema.sql' AND :'migrate_out' ~ 'applied migration 002_tick.sql'
-          AND :'migrate_out' ~ 'applied migration 003_notify_mac.sql'
+          AND :'migrate_out' ~ 'applied migration 003_notify_mac.sql' AND :'migrate_out' ~ 'applied migration 004_tick_scale.sql'
           AND :'migrate_out' ~ 'applied migration 005_notify_horizon.sql',
-          'and says it applied 001_schema.sql, 002_tick.sql, 003_notify_mac.sql and 005_notify_horizon.sql');
+          'and says it applied 001_schema.sql to 005_notify_horizon.sql');
 SELECT has_table('reactor', t, 'reactor.' || t || ' is back')
-  FROM unnest(ARRAY['scheduled_jobs', 'due_announcements', 'notify_key']) AS t;
+  FROM unnest(ARRAY['scheduled_jobs', 'due_announcements', 'notify_key', 'due_queue', 'scheduler_leader']) AS t;
 SELECT results_eq($$SELECT version, name FROM reactor.schema_migrations ORDER BY version$$,
-                  $$VALUES (1, '001_schema.sql'), (2, '002_tick.sql'), (3, '003_notify_mac.sql'),
-                           (5, '005_notify_horizon.sql')$$, 'all four are recorded again');
+                  $$VALUES (1, '001_schema.sql'), (2, '002_tick.sql'), (3, '003_notify_mac.sql'), (4, '004_tick_scale.sql'),
+                           (5, '005_notify_horizon.sql')$$, 'all five are recorded again');
 SELECT ok(pg_get_functiondef('reactor.emit_event'::regproc) ~ 'sign_notification'
           AND pg_get_functiondef('reactor.emit_event'::regproc) ~ 'ev_horizon',
           'and events are signed again, with their horizon');
