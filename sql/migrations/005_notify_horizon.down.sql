@@ -1,5 +1,6 @@
 -- Rollback of 005_notify_horizon.sql: emit_event as 003 defined it (the horizon is the
--- column's default again and is not sent in front of the event), and 005 is forgotten.
+-- column's default again and is not sent in front of the event), reactor.warm_up() is
+-- dropped, and 005 is forgotten.
 -- A reactor then resumes from the database where it cannot prove a resume from memory
 -- exact (docs/delivery.md).
 --
@@ -128,6 +129,8 @@ $sql$;
   END IF;
 END
 $do$;
+
+DROP FUNCTION IF EXISTS reactor.warm_up();
 
 DO $$
 BEGIN

@@ -116,3 +116,28 @@ BEGIN
   RETURN ev_id;
 END
 $$;
+
+-- Compiles and plans, in the calling session, what writing an event runs (the triggers,
+-- emit_event, sign_notification, tick()'s announcing), then undoes it (a tick it ran
+-- included: whatever it did is rolled back and the real tick does it again). A reactor calls it when it becomes the
+-- scheduler's leader: the first due event it writes is then not late by the ~40 ms a
+-- fresh session spends on that (docs/scheduler.md). Writes nothing; the job_events id it
+-- drew is skipped.
+CREATE FUNCTION reactor.warm_up() RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  warm text := 'reactor_warm_up_' || pg_backend_pid();
+BEGIN
+  BEGIN
+    -- A job due now: tick() announces it (the due path), then it starts (a status event).
+    INSERT INTO reactor.scheduled_jobs (id, job_type, scheduled_for)
+    VALUES (warm, 'reactor_warm_up', now() - interval '1 second');
+    PERFORM reactor.tick();
+    UPDATE reactor.scheduled_jobs SET status = 'running', started_at = now() WHERE id = warm;
+    RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = 'reactor warm-up, undone';
+  EXCEPTION WHEN raise_exception THEN
+    NULL;  -- everything above is rolled back, notifications included
+  END;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION reactor.warm_up() FROM PUBLIC;

@@ -59,6 +59,8 @@ class Daemon {
     // Scheduler (src/sched): deadline timer on this connection, leader election on its own.
     sched::SchedulerConfig sched_cfg;
     sched_cfg.enabled = !o.no_scheduler;
+    // A clock reading 20 ms before each deadline: the tick then runs on a warm session.
+    sched_cfg.ticker.plan.warm_lead_us = 20000;
     sched_cfg.lock.conninfo = o.database_url;
     scheduler_ = std::make_unique<sched::Scheduler>(loop_, sched_cfg, *conn_);
     conn_->set_state_observer([this](pg::PgConnection::State s, const std::string&) {

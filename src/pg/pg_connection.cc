@@ -191,6 +191,11 @@ Status PgConnection::Tick(Reply<TickAnswer> cb) {
   return queries::Tick(session_, std::move(cb));
 }
 
+Status PgConnection::WarmUp(Reply<Done> cb) {
+  if (!usable()) return Status::Error(std::string("not connected (") + StateName(state_) + ")");
+  return queries::WarmUp(session_, std::move(cb));
+}
+
 Status PgConnection::Clock(Reply<int64_t> cb) {
   if (!usable()) return Status::Error(std::string("not connected (") + StateName(state_) + ")");
   return queries::Clock(session_, std::move(cb));

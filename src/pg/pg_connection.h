@@ -67,6 +67,7 @@ class PgConnection : public SchedulerStore {
   // SchedulerStore: only while catching up or ready.
   Status Tick(Reply<TickAnswer> cb) override;
   Status Clock(Reply<int64_t> cb) override;
+  Status WarmUp(Reply<Done> cb) override;
 
   State state() const { return state_; }
   bool ready() const { return state_ == State::kReady; }

@@ -280,6 +280,11 @@ Status TakeLeaderAdvisoryLock(Session& s, Reply<Done> cb) {
   return RunDone(s, "SELECT pg_advisory_lock(" + std::to_string(kLeaderLockKey) + ")", std::move(cb));
 }
 
+Status WarmUp(Session& s, Reply<Done> cb) {
+  return Run<Done>(s, "SELECT reactor.warm_up()", {}, std::move(cb),
+                   [](const pg_result*) -> Result<Done> { return Done{}; });
+}
+
 Status WaitForLeaderLock(Session& s, Reply<Done> cb) {
   return RunDone(s, "ROLLBACK; " + NoTimeouts(s) + "SELECT pg_advisory_lock(" + std::to_string(kLeaderLockKey) + ")",
                  std::move(cb));

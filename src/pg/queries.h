@@ -35,6 +35,7 @@ Status Snapshot(Session& s, const SnapshotQuery& q, Reply<SnapshotRows> cb, Sess
 
 Status Tick(Session& s, Reply<TickAnswer> cb);
 Status Clock(Session& s, Reply<int64_t> cb);
+Status WarmUp(Session& s, Reply<Done> cb);
 
 // The scheduler's election (docs/scheduler.md, "Leader election"), three statements in
 // turn on the lock session:

@@ -93,6 +93,9 @@ class SchedulerStore {
   virtual Status Tick(Reply<TickAnswer> cb) = 0;
   // clock_timestamp() as Unix microseconds.
   virtual Status Clock(Reply<int64_t> cb) = 0;
+  // Prepares the session to write due events fast (reactor.warm_up(), migration 005);
+  // writes nothing. An error (an older schema) only means the first event is slower.
+  virtual Status WarmUp(Reply<Done> cb) = 0;
 };
 
 }  // namespace reactor::pg

@@ -159,6 +159,11 @@ TimerPlan PlanTimer(ServerMicros deadline, LocalMicros now, uint64_t loop_now_ms
       }
     }
   }
+  if (allow_prewake && params.warm_lead_us > 0 && target - now > 2 * params.warm_lead_us) {
+    plan.delay_ms = TimerDelayMs(target - params.warm_lead_us, loop_now_ms);
+    plan.prewake = true;
+    return plan;
+  }
   plan.delay_ms = TimerDelayMs(target, loop_now_ms);
   return plan;
 }

@@ -75,6 +75,11 @@ struct PlanParams {
   int64_t precision_us = 5000;
   // How long before the deadline (beyond the uncertainty) the pre-wake comes.
   int64_t prewake_lead_us = 100000;
+  // When > 0: a deadline further away than twice this gets a pre-wake this long before
+  // it, whatever the drift. Its clock reading wakes the database session and this process
+  // from idleness (on a virtual machine a process that slept for 200 ms can take ~10 ms
+  // to run a statement), so the tick itself runs warm. 0: off.
+  int64_t warm_lead_us = 0;
 };
 
 struct TimerPlan {

@@ -59,6 +59,11 @@ void Ticker::UpdateActive(const char* reason) {
   // The server may be another one than before (a failover): measure afresh.
   clock_.Reset();
   clock_logged_ = false;
+  // After the clock readings (a statement queued before one would widen them), the
+  // session is warmed up: its first due event would otherwise pay for compiling the
+  // event path (reactor.warm_up()).
+  warm_pending_ = true;
+  if (config_.clock_samples_on_start <= 0) WarmUp();
   if (config_.clock_samples_on_start > 0) {
     MeasureClock(config_.clock_samples_on_start, false);
     if (!active_) return;  // the connection failed while sending
@@ -224,6 +229,13 @@ void Ticker::OnTickFailed(const std::string& error) {
   Arm(ServerNow() + static_cast<int64_t>(retry_ms_) * 1000, ArmKind::kRetry, false);
 }
 
+void Ticker::WarmUp() {
+  warm_pending_ = false;
+  (void)store_.WarmUp([](Result<pg::Done> r) {
+    if (!r) spdlog::debug("scheduler: warm-up: {}", r.error());
+  });
+}
+
 void Ticker::MeasureClock(int remaining, bool after_prewake) {
   const uint64_t gen = gen_;
   const LocalMicros send = Now();
@@ -239,11 +251,14 @@ void Ticker::MeasureClock(int remaining, bool after_prewake) {
     }
     if (ok && remaining > 1) {
       MeasureClock(remaining - 1, false);
-    } else if (!clock_logged_ && clock_.known()) {
-      clock_logged_ = true;
-      spdlog::info("scheduler: server clock is {:+.3f} ms from this host's (±{:.3f} ms)",
-                   static_cast<double>(WallOffsetMicros()) / 1000.0,
-                   static_cast<double>(clock_.half_width()) / 1000.0);
+    } else {
+      if (warm_pending_) WarmUp();
+      if (!clock_logged_ && clock_.known()) {
+        clock_logged_ = true;
+        spdlog::info("scheduler: server clock is {:+.3f} ms from this host's (±{:.3f} ms)",
+                     static_cast<double>(WallOffsetMicros()) / 1000.0,
+                     static_cast<double>(clock_.half_width()) / 1000.0);
+      }
     }
     // Re-plan with the better estimate (after a pre-wake: no second pre-wake).
     if (active_ && armed_ && !tick_in_flight_) Arm(*armed_, armed_kind_, !after_prewake);

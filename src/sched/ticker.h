@@ -81,6 +81,7 @@ class Ticker {
   void OnTickResult(uint64_t gen, LocalMicros send, Result<pg::TickAnswer> answer);
   void OnTickFailed(const std::string& error);
   void MeasureClock(int remaining, bool after_prewake);
+  void WarmUp();
   void RecordLateness(int64_t micros);
   // The local monotonic clock, the one uv_now() rounds (uv_hrtime() in microseconds).
   static LocalMicros Now();
@@ -105,6 +106,7 @@ class Ticker {
 
   ClockOffset clock_;
   bool clock_logged_ = false;
+  bool warm_pending_ = false;  // warm the session up once this activation's clock readings are in
   std::optional<ServerMicros> armed_;    // what the timer is for
   ArmKind armed_kind_ = ArmKind::kDeadline;
   bool armed_waited_ = false;            // the deadline lay ahead when armed

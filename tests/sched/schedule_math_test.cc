@@ -173,3 +173,21 @@ TEST_CASE("IsEarlier: nothing armed, or strictly earlier") {
   CHECK_FALSE(IsEarlier(5, 5));
   CHECK_FALSE(IsEarlier(5, 10));
 }
+
+TEST_CASE("PlanTimer: with warm_lead_us a deadline far enough away gets a pre-wake that long before it") {
+  ClockOffset clock(100);
+  REQUIRE(clock.AddSample(1000 * kMs, 1000 * kMs + 500, 1000 * kMs + 1000));
+  PlanParams p;
+  p.warm_lead_us = 20 * kMs;
+  const LocalMicros now = 1000 * kMs + 1000;
+  TimerPlan far = PlanTimer(clock.ToServer(now) + 200 * kMs, now, 1000, clock, p);
+  CHECK(far.prewake);
+  CHECK(far.delay_ms >= 179);
+  CHECK(far.delay_ms <= 181);
+  TimerPlan near = PlanTimer(clock.ToServer(now) + 30 * kMs, now, 1000, clock, p);
+  CHECK_FALSE(near.prewake);  // within twice the lead: straight to the deadline
+  TimerPlan again = PlanTimer(clock.ToServer(now) + 200 * kMs, now, 1000, clock, p, false);
+  CHECK_FALSE(again.prewake);  // after the pre-wake's reading
+  p.warm_lead_us = 0;
+  CHECK_FALSE(PlanTimer(clock.ToServer(now) + 200 * kMs, now, 1000, clock, p).prewake);
+}

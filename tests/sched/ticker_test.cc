@@ -36,6 +36,12 @@ class FakeServer : public pg::SchedulerStore {
 
   Status Tick(pg::Reply<pg::TickAnswer> cb) override { return Push(Pending{true, std::move(cb), {}}); }
   Status Clock(pg::Reply<int64_t> cb) override { return Push(Pending{false, {}, std::move(cb)}); }
+  Status WarmUp(pg::Reply<pg::Done> cb) override {
+    ++warm_ups;
+    cb(pg::Done{});
+    return Status::Ok();
+  }
+  int warm_ups = 0;
   void Close() { uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr); }
 
   std::vector<int64_t> deadlines;  // server times tick() will act on
@@ -370,5 +376,19 @@ TEST_CASE("Ticker: an answer in the past (tick() out of its budget) ticks again 
   REQUIRE(RunUntil(&f.loop, [&] { return f.server->announced.size() == 11; }, 2000));
   CheckPunctual({f.server->announced.back()}, 40);
   CHECK(f.server->tick_queries == 1 + 4 + 1);
+  f.Finish();
+}
+
+TEST_CASE("Ticker: becoming active warms the session up before its first tick, once per activation") {
+  Fixture f;
+  f.Activate();
+  CHECK(f.server->warm_ups == 0);  // not before the clock readings (it would widen them)
+  CHECK(RunUntil(&f.loop, [&] { return f.server->warm_ups == 1; }, 2000));
+  CHECK(f.server->clock_queries >= 3);
+  RunFor(&f.loop, 20);
+  CHECK(f.server->warm_ups == 1);
+  f.ticker->SetLeader(false);
+  f.ticker->SetLeader(true);
+  CHECK(RunUntil(&f.loop, [&] { return f.server->warm_ups == 2; }, 2000));
   f.Finish();
 }

@@ -6,7 +6,7 @@
 -- triggers on attached user tables, not the tables), refuses while 002 is applied; both
 -- forget their migration and can run twice; the real `reactor migrate` then applies
 -- them again. Paths are relative to the repository root, where tools/test runs pg_prove.
-SELECT plan(70);
+SELECT plan(69);
 \set down1_sql `cat sql/migrations/001_schema.down.sql`
 \set down2_sql `cat sql/migrations/002_tick.down.sql`
 \set down3_sql `cat sql/migrations/003_notify_mac.down.sql`
