@@ -61,7 +61,8 @@ void PgClientReads::OnSessionState(Session::State s, const std::string& reason) 
   }
 }
 
-Result<PgClientReads::Ticket> PgClientReads::Admit(uint64_t owner, std::function<Status(Session::Ticket*)> submit,
+Result<PgClientReads::Ticket> PgClientReads::Admit(Ticket t, uint64_t owner,
+                                                   std::function<Status(Session::Ticket*)> submit,
                                                    std::function<void(const std::string&)> fail) {
   const auto st = session_.state();
   if (st == Session::State::kBackoff || st == Session::State::kClosing || st == Session::State::kClosed) {
@@ -81,7 +82,6 @@ Result<PgClientReads::Ticket> PgClientReads::Admit(uint64_t owner, std::function
   }
   ++mine;
   ++stats_.reads;
-  const Ticket t = next_++;
   reads_.emplace(t, Read{owner, std::move(submit), std::move(fail), std::nullopt});
   if (session_.ready() && timeout_set_) {
     Submit(t);
@@ -102,7 +102,8 @@ void PgClientReads::Submit(Ticket t) {
     fail(st.message());
     return;
   }
-  // The callback may already have run (it cannot: Submit never calls back at once).
+  // A send that fails at once fails the session, and with it this read's callback has
+  // already run (and freed its place): look it up again.
   it = reads_.find(t);
   if (it != reads_.end()) it->second.session_ticket = st_ticket;
 }
@@ -125,10 +126,10 @@ Reply<T> PgClientReads::Wrap(Ticket t, Reply<T> cb) {
 }
 
 Result<ClientReads::Ticket> PgClientReads::Resume(uint64_t owner, ResumeQuery q, Reply<ResumeRows> cb) {
-  const Ticket t = next_;
+  const Ticket t = next_++;
   auto shared = std::make_shared<Reply<ResumeRows>>(Wrap<ResumeRows>(t, std::move(cb)));
   return Admit(
-      owner,
+      t, owner,
       [this, q = std::move(q), shared](Session::Ticket* st) {
         return queries::Resume(session_, q, [shared](Result<ResumeRows> r) { (*shared)(std::move(r)); }, st);
       },
@@ -136,10 +137,10 @@ Result<ClientReads::Ticket> PgClientReads::Resume(uint64_t owner, ResumeQuery q,
 }
 
 Result<ClientReads::Ticket> PgClientReads::Snapshot(uint64_t owner, SnapshotQuery q, Reply<SnapshotRows> cb) {
-  const Ticket t = next_;
+  const Ticket t = next_++;
   auto shared = std::make_shared<Reply<SnapshotRows>>(Wrap<SnapshotRows>(t, std::move(cb)));
   return Admit(
-      owner,
+      t, owner,
       [this, q = std::move(q), shared](Session::Ticket* st) {
         return queries::Snapshot(session_, q, [shared](Result<SnapshotRows> r) { (*shared)(std::move(r)); }, st);
       },

@@ -78,7 +78,8 @@ class PgClientReads : public ClientReads {
     std::optional<Session::Ticket> session_ticket;
   };
 
-  Result<Ticket> Admit(uint64_t owner, std::function<Status(Session::Ticket*)> submit,
+  // `t` was drawn by the caller (its callback names it); refused, it is simply unused.
+  Result<Ticket> Admit(Ticket t, uint64_t owner, std::function<Status(Session::Ticket*)> submit,
                        std::function<void(const std::string&)> fail);
   void Submit(Ticket t);
   void Finish(Ticket t);  // the read's callback has run (or is about to): free its place
