@@ -95,17 +95,19 @@ void PgClientReads::Submit(Ticket t) {
   auto it = reads_.find(t);
   if (it == reads_.end()) return;
   Session::Ticket st_ticket = 0;
-  Status st = it->second.submit(&st_ticket);
+  // Called from a copy: a send that fails at once runs this read's callback, which
+  // frees its entry (and the function in it) before the call returns.
+  const auto submit = it->second.submit;
+  Status st = submit(&st_ticket);
+  it = reads_.find(t);
+  if (it == reads_.end()) return;
   if (!st) {
     auto fail = std::move(it->second.fail);
     Finish(t);
     fail(st.message());
     return;
   }
-  // A send that fails at once fails the session, and with it this read's callback has
-  // already run (and freed its place): look it up again.
-  it = reads_.find(t);
-  if (it != reads_.end()) it->second.session_ticket = st_ticket;
+  it->second.session_ticket = st_ticket;
 }
 
 void PgClientReads::Finish(Ticket t) {
