@@ -73,6 +73,21 @@ Frontend::Frontend(uv_loop_t* loop, const Options& options, Deps deps)
 
 Frontend::~Frontend() = default;
 
+namespace {
+
+// Scripts find the real port in this line, whatever --log-level says.
+void LogListening(const char* what, const HostPort& at, const char* suffix) {
+  const std::string host = at.host.find(':') != std::string::npos ? "[" + at.host + "]" : at.host;
+  const std::string line = what + host + ":" + std::to_string(at.port) + suffix;
+  if (spdlog::should_log(spdlog::level::info)) {
+    spdlog::info("{}", line);
+  } else {
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
+}
+
+}  // namespace
+
 Status Frontend::Start() {
   auto bound = server_->Start();
   if (!bound) return bound.status();
@@ -86,25 +101,12 @@ Status Frontend::Start() {
     self->lag_max_ns_ = std::max(self->lag_max_ns_, busy);
     self->woke_ns_ = 0;
   });
-  std::string host = bound->host.find(':') != std::string::npos ? "[" + bound->host + "]" : bound->host;
-  // Scripts find the real port in this line, whatever --log-level says.
-  std::string line = "listening on " + host + ":" + std::to_string(bound->port) +
-                     (hub_->auth_required() ? " (JWT required)" : " (no authentication)");
-  if (spdlog::should_log(spdlog::level::info)) {
-    spdlog::info("{}", line);
-  } else {
-    std::fprintf(stderr, "%s\n", line.c_str());
-  }
+  LogListening("listening on ", *bound,
+               hub_->auth_required() ? " (JWT required)" : " (no authentication)");
   if (metrics_server_) {
     auto m = metrics_server_->Start();
     if (!m) return m.status();
-    std::string mhost = m->host.find(':') != std::string::npos ? "[" + m->host + "]" : m->host;
-    std::string mline = "metrics listening on " + mhost + ":" + std::to_string(m->port);
-    if (spdlog::should_log(spdlog::level::info)) {
-      spdlog::info("{}", mline);
-    } else {
-      std::fprintf(stderr, "%s\n", mline.c_str());
-    }
+    LogListening("metrics listening on ", *m, "");
   }
   return Status::Ok();
 }
