@@ -25,10 +25,15 @@ $$;
 DROP FUNCTION IF EXISTS reactor.job_action(text, text, text, text, text);
 
 -- True when function `f` exists and its definition mentions `needle`: still in its 006 form.
+-- (to_regprocedure raises, rather than answering NULL, when an argument type is gone.)
 CREATE OR REPLACE FUNCTION pg_temp.in_006_form(f text, needle text) RETURNS boolean
-LANGUAGE sql AS $$
-  SELECT to_regprocedure(f) IS NOT NULL
-         AND strpos(pg_get_functiondef(to_regprocedure(f)), needle) > 0
+LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN to_regprocedure(f) IS NOT NULL
+         AND strpos(pg_get_functiondef(to_regprocedure(f)), needle) > 0;
+EXCEPTION WHEN undefined_object THEN
+  RETURN false;
+END
 $$;
 
 -- 005's emit_event.
