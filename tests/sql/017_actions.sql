@@ -4,7 +4,7 @@
 -- user's job, the due queue and the config doorbell, and an action racing a worker in
 -- other sessions. Committed statement by statement (no BEGIN) so that dblink sessions
 -- see the jobs; where now() must stand still, a short BEGIN ... COMMIT.
-SELECT plan(77);
+SELECT plan(81);
 
 CREATE EXTENSION IF NOT EXISTS dblink;
 SELECT format('host=%s port=%s dbname=%s user=%s',
@@ -259,10 +259,27 @@ SELECT is((SELECT count(*)::integer FROM dblink_get_result('worker', false) AS t
 RESET client_min_messages;
 SELECT ok(dblink_error_message('worker') ~ 'job ''race2'' is cancelled; only a pending job can be started',
           'because the job is cancelled');
+SELECT count(*) FROM dblink_get_result('worker', false) AS t(e integer) \gset
 SELECT results_eq($$SELECT kind, status, cause, id FROM reactor.job_events WHERE job_id = 'race2' ORDER BY id$$,
                   format($$VALUES ('status', 'pending', 'sql', %s::bigint), ('status', 'cancelled', 'user', %s)$$,
                          (SELECT min(id) FROM reactor.job_events WHERE job_id = 'race2'), :race2_id),
                   'the job has its insert and the cancel, no running event');
+-- A decision made on the state the worker leaves: run_now of a job a worker is starting
+INSERT INTO reactor.scheduled_jobs (id, job_type, scheduled_for) VALUES ('race3', 't', now() + interval '1 hour');
+SELECT dblink_exec('worker', 'BEGIN') \gset
+SELECT e AS race3_exec FROM dblink('worker', $$SELECT reactor.start_job('race3')$$) AS t(e integer) \gset
+SELECT dblink_send_query('actor', $$SELECT reactor.job_action('race3', 'run_now', 'alice')$$) \gset
+SELECT pg_sleep(0.3) \gset
+SELECT is(dblink_is_busy('actor'), 1, 'run_now of a job a worker is starting waits');
+SELECT dblink_exec('worker', 'COMMIT') \gset
+SET client_min_messages = warning;
+SELECT is((SELECT count(*)::integer FROM dblink_get_result('actor', false) AS t(id bigint)), 0, 'then fails');
+RESET client_min_messages;
+SELECT ok(dblink_error_message('actor') ~ 'job ''race3'' is running; run_now needs pending',
+          'because it sees the job running (the state after the worker''s commit, not before)');
+SELECT count(*) FROM dblink_get_result('actor', false) AS t(id bigint) \gset
+SELECT results_eq($$SELECT kind, status FROM reactor.job_events WHERE job_id = 'race3' ORDER BY id$$,
+                  $$VALUES ('status', 'pending'), ('status', 'running')$$, 'and writes no event');
 SELECT dblink_disconnect('worker') \gset
 SELECT dblink_disconnect('actor') \gset
 
