@@ -20,6 +20,7 @@
 --   55000 object_not_in_prerequisite_state   the action changes nothing or does not apply
 --                                            in the job's state
 --   22023 invalid_parameter_value            unknown action, bad arg, empty actor
+--   55P03 lock_not_available                 a worker held the job's row for over 2 s
 
 ------------------------------------------------------------------------------------------
 -- The log: cause and actor of each event, and the new kind 'action'
@@ -520,7 +521,10 @@ CREATE FUNCTION reactor.job_action(job_id text, action text, actor text,
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-SET reactor.cause = 'user' SET reactor.actor = '' SET reactor.action = '' AS $$
+SET reactor.cause = 'user' SET reactor.actor = '' SET reactor.action = ''
+-- A job a worker holds locked is answered at once (55P03) rather than waited for: the
+-- reactor sends every client's reads and actions on one session.
+SET lock_timeout = '2s' AS $$
 DECLARE
   w reactor.watched_tables;
   j reactor.scheduled_jobs;

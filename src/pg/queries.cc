@@ -272,6 +272,9 @@ ActionResult ActionRefusal(std::string_view sqlstate, std::string message) {
     out.code = "forbidden";
   } else if (sqlstate == "55000") {
     out.code = "conflict";
+  } else if (sqlstate == "55P03") {
+    out.code = "conflict";
+    out.message = "the job is locked by a worker; try again";
   } else if (sqlstate == "22023" || sqlstate == "22P02" || sqlstate == "23514") {
     out.code = "bad_request";
   } else {
