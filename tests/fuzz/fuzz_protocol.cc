@@ -29,10 +29,17 @@ std::string List(const std::vector<std::string>& v) {
 
 // The message as a client would write it.
 std::string Write(const ClientMessage& m) {
-  static const char* const kOps[] = {"subscribe", "unsubscribe", "auth", "ping"};
+  static const char* const kOps[] = {"subscribe", "unsubscribe", "auth", "ping", "action", "history", "counts"};
   std::string out = "{\"op\":" + JsonString(kOps[static_cast<int>(m.op)]);
   if (!m.id.empty()) out += ",\"id\":" + JsonString(m.id);
   if (!m.token.empty()) out += ",\"token\":" + JsonString(m.token);
+  if (!m.action.empty()) out += ",\"action\":" + JsonString(m.action);
+  if (!m.job_id.empty()) out += ",\"job_id\":" + JsonString(m.job_id);
+  if (!m.arg.empty()) out += ",\"arg\":" + JsonString(m.arg);
+  if (!m.source.empty()) out += ",\"source\":" + JsonString(m.source);
+  if (m.before) out += ",\"before\":" + std::to_string(*m.before);
+  if (m.limit) out += ",\"limit\":" + std::to_string(m.limit);
+  if (!m.on) out += ",\"on\":false";
   if (m.since) out += ",\"since\":" + std::to_string(*m.since);
   if (m.snapshot) out += ",\"snapshot\":true";
   out += ",\"filter\":{\"job_id\":" + JsonString(m.filter.job_id) + ",\"user_id\":" +
@@ -77,7 +84,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case ClientMessage::Op::kUnsubscribe: Check(!m->id.empty()); break;
     case ClientMessage::Op::kAuth: Check(!m->token.empty()); break;
     case ClientMessage::Op::kPing: break;
+    case ClientMessage::Op::kAction:
+      Check(IsAction(m->action) && !m->job_id.empty());
+      Check(m->action != "set_priority" || !m->arg.empty());
+      break;
+    case ClientMessage::Op::kHistory: Check(!m->job_id.empty()); break;
+    case ClientMessage::Op::kCounts: break;
   }
+  Check(m->job_id.size() <= 1024 && m->arg.size() <= 256 && m->source.size() <= 256);
+  Check(!m->before || *m->before >= 1);
   Check(m->filter.job_types.size() <= limits.max_filter_values);
   Check(m->filter.statuses.size() <= limits.max_filter_values);
   Check(FilterBytes(m->filter) <= limits.max_filter_bytes);
@@ -90,6 +105,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Check(m2->op == m->op && m2->id == m->id && m2->token == m->token && m2->since == m->since &&
         m2->snapshot == m->snapshot && m2->filter.job_id == m->filter.job_id &&
         m2->filter.user_id == m->filter.user_id && m2->filter.job_types == m->filter.job_types &&
-        m2->filter.statuses == m->filter.statuses);
+        m2->filter.statuses == m->filter.statuses && m2->action == m->action && m2->job_id == m->job_id &&
+        m2->arg == m->arg && m2->source == m->source && m2->before == m->before && m2->limit == m->limit &&
+        m2->on == m->on);
   return 0;
 }
