@@ -5,6 +5,8 @@ import { JobStore, STATUSES, normalizeFilter } from './store.js';
 import { Client } from './client.js';
 import { View, formatTime } from './view.js';
 import { Rate, drawSparkline } from './sparkline.js';
+import { Timeline } from './timeline.js';
+import { TimeTravel } from './travel.js';
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'reactor.token';
@@ -12,6 +14,10 @@ const TOKEN_KEY = 'reactor.token';
 const store = new JobStore({ capacity: 10000 });
 const view = new View({ store, maxRows: 500 });
 const rate = new Rate(60);
+// A replay keeps every event for time travel; its state at the scrubber is the store's.
+const timeline = new Timeline({ jobCapacity: store.capacity });
+const travel = new TimeTravel({ timeline, store, view });
+view.hooks.push(() => travel.draw());
 
 // ---- filters: the form, the URL hash (so that a view can be shared), the server ----
 
@@ -55,6 +61,10 @@ function applyFilter(f) {
   filterToHash(f);
   showFilter(f);
   client.setFilter(f);
+  if (client.mode === 'replay') {
+    store.filter = f;
+    travel.refilter();
+  }
 }
 
 // ---- connection state in the header ----
@@ -73,6 +83,7 @@ function drawState() {
   const box = $('conn');
   box.dataset.state = st;
   let text = STATE_TEXT[st] ?? st;
+  if (st === 'live' && client.mode === 'replay') text = 'replay';
   if (st === 'reconnecting') {
     const s = Math.max(0, Math.ceil((client.retryAt - Date.now()) / 1000));
     text = `reconnecting in ${s}s`;
@@ -111,6 +122,21 @@ const client = new Client({
   },
   onEvent: () => {
     rate.add(1, Date.now());
+    view.invalidate();
+  },
+  onReplay: () => {
+    $('auth').hidden = true;
+    store.filter = filter;
+    $('f-hint').textContent = 'filters apply to the replay in this page';
+    travel.enter();
+  },
+  onReplayEvent: (ev) => {
+    rate.add(1, Date.now());
+    travel.add(ev);
+  },
+  onReplayGap: (m) => {
+    timeline.gapAfter = m.after;
+    timeline.seq++;
     view.invalidate();
   },
   onError: (text) => {

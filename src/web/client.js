@@ -8,7 +8,10 @@
 //   statuses, so that a job leaving the filtered statuses leaves the table too.
 // - The header's states: connecting, loading (the snapshot), live, reconnecting,
 //   waiting (the server could not take a snapshot), auth (a token is needed).
-// - A replaying reactor has no snapshots: the table fills from the stream.
+// - A replaying reactor (welcome `mode: "replay"`, or an older one refusing the snapshot
+//   because it replays) has no snapshots: the page subscribes with `since: 0`, unfiltered,
+//   and hands every event to the timeline (onReplayEvent), which filters and folds them
+//   itself (src/web/timeline.js).
 //
 // The WebSocket class, the timers and the random source are parameters, so that tests
 // can drive it.
@@ -27,8 +30,12 @@ export class Client {
     token = null,
     onState = () => {}, onGap = () => {}, onAuthNeeded = () => {}, onEvent = () => {},
     onSnapshot = () => {}, onWelcome = () => {}, onError = () => {},
+    onReplay = () => {}, onReplayEvent = () => {}, onReplayGap = () => {},
   }) {
-    Object.assign(this, { store, onState, onGap, onAuthNeeded, onEvent, onSnapshot, onWelcome, onError });
+    Object.assign(this, {
+      store, onState, onGap, onAuthNeeded, onEvent, onSnapshot, onWelcome, onError, onReplay, onReplayEvent, onReplayGap,
+    });
+    this.mode = 'live';            // 'replay' once the server said it replays a journal
     this.filter = store.filter;
     this.state = 'idle';
     this.early = [];               // "exits" events that came before the snapshot
@@ -37,7 +44,7 @@ export class Client {
       url, WebSocket, token, setTimeout, clearTimeout, now, random,
       onState: (s) => this.drawState(s),
       onEvent: (ev) => this.applyEvent(ev),
-      onWelcome: (m) => this.onWelcome(m),
+      onWelcome: (m) => this.welcome(m),
       onError: (text, msg) => this.handleError(text, msg),
       onAuthNeeded: (why) => this.onAuthNeeded(why),
     });
@@ -53,10 +60,35 @@ export class Client {
   setToken(token) { this.rc.setToken(token); }
   reconnectNow() { this.rc.reconnectNow(); }
 
-  // New filter: re-subscribe with it and a fresh snapshot.
+  // New filter: re-subscribe with it and a fresh snapshot. In a replay the timeline
+  // filters (it has every event): nothing to ask the server.
   setFilter(filter) {
     this.filter = filter;
+    if (this.mode === 'replay') return;
     this.subscribe();
+  }
+
+  welcome(m) {
+    if (m && m.mode === 'replay') this.enterReplay();
+    this.onWelcome(m);
+  }
+
+  // The whole replay from its start (the server's history ring), every event.
+  enterReplay() {
+    if (this.mode === 'replay') return;
+    this.mode = 'replay';
+    this.early = [];
+    this.waiting = false;
+    if (this.rc.subscription('exits')) this.rc.unsubscribe('exits');
+    this.rc.subscribe('jobs', {
+      filter: {}, since: 0,
+      // No snapshot to fall back on: the timeline starts where the server's ring did.
+      resnapshotOnGap: false,
+      onGap: (m) => this.onReplayGap(m),
+      onSubscribed: () => this.drawState(this.rc.state),
+    });
+    this.onReplay();
+    this.drawState(this.rc.state);
   }
 
   subscribe() {
@@ -111,6 +143,10 @@ export class Client {
 
   // Every event once (the package de-duplicates by id).
   applyEvent(ev) {
+    if (this.mode === 'replay') {
+      this.onReplayEvent(ev);
+      return;
+    }
     if (this.jobs?.snapshotPending) {
       // Only "exits" events arrive now (the server holds "jobs" until its snapshot);
       // they are weighed against the snapshot once it is here.
@@ -123,13 +159,10 @@ export class Client {
   }
 
   handleError(text, msg) {
-    if (msg && this.jobs?.snapshotPending && /replay/.test(msg.message || '')) {
-      // A replaying reactor has no database to take snapshots from: follow the stream
-      // from here, the table filling as events come.
-      this.early = [];
-      this.store.reset([], { filter: this.filter });
-      this.rc.subscribe('jobs', { filter: this.filter, onGap: (m) => this.onGap(m) });
-      this.drawState(this.rc.state);
+    if (msg && /replay/.test(msg.message || '') && (this.mode === 'replay' || this.jobs?.snapshotPending)) {
+      // A replaying reactor has no database to take snapshots from (a server that says
+      // so in its welcome gets this answer to the first subscription too).
+      this.enterReplay();
       return;
     }
     this.onError(text);

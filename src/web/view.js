@@ -22,6 +22,17 @@ export function formatTime(iso, { millis = false, nowMs = Date.now() } = {}) {
 
 const fmtInt = (n) => n.toLocaleString('en-US');
 
+// The cause badge of a row or an event (migration 006): "retry", "user · alice"; no
+// cause (an older event, a snapshot row): nothing.
+export function causeText({ cause, actor, action }) {
+  if (!cause) return { text: '', title: '' };
+  if (cause === 'user') {
+    const who = actor || '?';
+    return { text: `user · ${who}`, title: `${action ? `${action} by` : 'by'} ${who}` };
+  }
+  return { text: cause, title: `cause: ${cause}` };
+}
+
 // Writing the same text again still costs a style and layout pass: skip it.
 function setText(node, text) {
   if (node.textContent !== text) node.textContent = text;
@@ -149,7 +160,7 @@ export class View {
     const tr = el('tr');
     tr.setAttribute('role', 'row');
     const cells = {};
-    for (const name of ['id', 'type', 'user', 'status', 'progress', 'attempt', 'error', 'scheduled', 'updated']) {
+    for (const name of ['id', 'type', 'user', 'status', 'cause', 'progress', 'attempt', 'error', 'scheduled', 'updated']) {
       const td = el('td', `c-${name}`);
       td.setAttribute('role', 'cell');
       cells[name] = td;
@@ -181,6 +192,16 @@ export class View {
     if (old.status !== row.status) {
       cells.badge.textContent = row.status ?? '?';
       cells.badge.className = `badge s-${row.status ?? 'unknown'}`;
+    }
+    if (old.cause !== row.cause || old.actor !== row.actor || old.action !== row.action) {
+      const { text, title } = causeText(row);
+      cells.cause.textContent = '';
+      cells.cause.title = title;
+      if (text) {
+        const b = el('span', `cause k-${row.cause}`);
+        b.textContent = text;
+        cells.cause.appendChild(b);
+      }
     }
     if (old.progress !== row.progress || old.message !== row.message || old.status !== row.status) {
       const p = typeof row.progress === 'number' ? Math.max(0, Math.min(100, row.progress)) : null;

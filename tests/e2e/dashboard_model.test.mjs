@@ -233,19 +233,59 @@ test('client: a snapshot the server cannot take is asked for again', () => {
   assert.deepEqual(h.last().sent.slice(-1)[0], { op: 'subscribe', id: 'jobs', filter: {}, snapshot: true });
 });
 
-test('client: a replaying reactor (no snapshots) is followed live', () => {
-  const h = harness();
+test('client: a replaying reactor (no snapshots) is followed from its start, every event to the timeline', () => {
+  const replayed = [];
+  const replays = [];
+  const h = harness({ onReplay: () => replays.push(1), onReplayEvent: (e) => replayed.push(e.id) });
   h.client.start();
   h.last().open();
+  h.client.setFilter({ job_type: ['alpha'], status: ['running'] });
+  // An older server says so only when refusing the snapshot.
   h.last().recv({ type: 'error', code: 'bad_request', message: 'snapshots need the database (not available in replay)' });
-  assert.deepEqual(h.last().sent.slice(-1)[0], { op: 'subscribe', id: 'jobs', filter: {} });
+  assert.equal(h.client.mode, 'replay');
+  assert.equal(replays.length, 1);
+  // Unfiltered (the timeline filters), from the start; the "exits" subscription goes.
+  assert.deepEqual(h.last().sent.slice(-2), [{ op: 'unsubscribe', id: 'exits' }, { op: 'subscribe', id: 'jobs', filter: {}, since: 0 }]);
+  h.last().recv({ type: 'subscribed', id: 'jobs', last_event_id: 0 });
   assert.equal(h.client.state, 'live');
-  h.last().recv({ type: 'event', event: ev(3, 'a', 'running') });
-  assert.equal(h.store.size, 1);
+  h.last().recv({ type: 'event', event: ev(3, 'a', 'running', { job_type: 'beta' }) });
+  assert.deepEqual(replayed, [3], 'every event goes to the timeline, whatever the filter');
+  assert.equal(h.store.size, 0, 'the store is the timeline\'s to move');
+  // A new filter asks nothing of the server.
+  const sent = h.last().sent.length;
+  h.client.setFilter({});
+  assert.equal(h.last().sent.length, sent);
   h.last().drop();
   h.advance(BACKOFF_MIN_MS);
   h.last().open();
   assert.deepEqual(h.last().sent, [{ op: 'subscribe', id: 'jobs', filter: {}, since: 3 }]);
+});
+
+test('client: a welcome with mode "replay" switches at once; the refused snapshot is not an error', () => {
+  const errors = [];
+  const gaps = [];
+  const h = harness({ onError: (t) => errors.push(t), onReplayGap: (m) => gaps.push(m) });
+  h.client.start();
+  h.last().open();
+  h.last().recv({ type: 'welcome', server: 'reactor/0.1.0', last_event_id: 40, mode: 'replay' });
+  assert.equal(h.client.mode, 'replay');
+  assert.deepEqual(h.last().sent, [
+    { op: 'subscribe', id: 'jobs', filter: {}, snapshot: true },
+    { op: 'subscribe', id: 'jobs', filter: {}, since: 0 }]);
+  h.last().recv({ type: 'error', code: 'bad_request', message: 'snapshots need the database (not available in replay)' });
+  assert.deepEqual(errors, []);
+  assert.equal(h.last().sent.length, 2, 'nothing more asked');
+  // The ring had let the start go: reported, no snapshot asked for.
+  h.last().recv({ type: 'gap', id: 'jobs', after: 0 });
+  assert.deepEqual(gaps, [{ type: 'gap', id: 'jobs', after: 0 }]);
+  assert.equal(h.last().sent.length, 2);
+  // A live server's welcome changes nothing.
+  const l = harness();
+  l.client.start();
+  l.last().open();
+  l.last().recv({ type: 'welcome', server: 'reactor/0.1.0', last_event_id: 40, mode: 'live' });
+  assert.equal(l.client.mode, 'live');
+  assert.equal(l.last().sent.length, 1);
 });
 
 test('rate: one bucket per second, the last 60 kept', () => {
