@@ -1,12 +1,13 @@
 // The reactor's dashboard: wiring of the store, the connection, the view and the
 // controls. See docs/dashboard.md.
 
-import { JobStore, STATUSES, normalizeFilter } from './store.js';
+import { JobStore, STATUSES, normalizeFilter, serverTotals } from './store.js';
 import { Client } from './client.js';
 import { View, formatTime } from './view.js';
-import { Rate, drawSparkline } from './sparkline.js';
+import { Rate, Lag, drawSparkline, formatMs, formatBytes } from './sparkline.js';
 import { Timeline } from './timeline.js';
 import { TimeTravel } from './travel.js';
+import { JobPanel } from './panel.js';
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'reactor.token';
@@ -14,6 +15,9 @@ const TOKEN_KEY = 'reactor.token';
 const store = new JobStore({ capacity: 10000 });
 const view = new View({ store, maxRows: 500 });
 const rate = new Rate(60);
+const lag = new Lag(100);
+let drawnAts = [];    // `at` of the events received since the last frame (at most 100)
+let lastCounts = null;  // the server's last `counts` message
 // A replay keeps every event for time travel; its state at the scrubber is the store's.
 const timeline = new Timeline({ jobCapacity: store.capacity });
 const travel = new TimeTravel({ timeline, store, view });
@@ -65,6 +69,16 @@ function applyFilter(f) {
     store.filter = f;
     travel.refilter();
   }
+  showTotals();
+}
+
+// The tiles: the server's whole-database counts when it sends them, else the view's.
+function showTotals() {
+  view.totals = client.mode === 'replay' ? null : serverTotals(lastCounts, filter);
+  view.countsNote = client.mode === 'replay' ? 'counts at this point of the replay'
+    : (lastCounts && filter.user_id ? 'counts of the jobs in view (database totals cannot filter by user)' : 'counts of the jobs in view');
+  view.totalsSeq++;
+  view.invalidate();
 }
 
 // ---- connection state in the header ----
@@ -120,15 +134,30 @@ const client = new Client({
     $('auth').hidden = true;
     view.invalidate();
   },
-  onEvent: () => {
+  onEvent: (ev) => {
     rate.add(1, Date.now());
+    if (typeof ev.at === 'string') {
+      drawnAts.push(ev.at);
+      if (drawnAts.length > 200) drawnAts = drawnAts.slice(-100);
+    }
+    panel.live(ev);
     view.invalidate();
+  },
+  onCounts: (m) => {
+    lastCounts = m;
+    showTotals();
+  },
+  onPong: (p) => {
+    $('queue').textContent = p ? formatBytes(p.queueBytes) : '—';
+    $('queue').title = p ? `round trip ${formatMs(p.rttMs)}` : 'this server does not answer pings';
   },
   onReplay: () => {
     $('auth').hidden = true;
     store.filter = filter;
     $('f-hint').textContent = 'filters apply to the replay in this page';
+    $('lag-box').hidden = true;  // a replayed event's `at` is history, not a delay
     travel.enter();
+    showTotals();
   },
   onReplayEvent: (ev) => {
     rate.add(1, Date.now());
@@ -144,6 +173,18 @@ const client = new Client({
     $('last-error').textContent = `${formatTime(now.toISOString(), { millis: true })} ${text}`;
     $('last-error').title = `${now.toISOString()} ${text}`;
   },
+});
+
+// ---- a job's timeline: a click on its row ----
+
+const panel = new JobPanel({ client, timeline, store });
+travel.onMove = () => panel.fromTimeline();
+$('rows').addEventListener('click', (e) => {
+  const tr = e.target.closest('tr');
+  if (!tr || !tr.dataset.job) return;
+  for (const t of $('rows').querySelectorAll('tr.selected')) t.classList.remove('selected');
+  tr.classList.add('selected');
+  panel.open({ id: tr.dataset.job, source: tr.dataset.source });
 });
 
 // ---- controls ----
@@ -179,6 +220,13 @@ const canvas = $('spark');
 let lastSparkSecond = 0;
 view.hooks.push(() => {
   const now = Date.now();
+  // The delay of the events this frame draws.
+  if (drawnAts.length) {
+    for (const at of drawnAts.slice(-100)) lag.add(now - Date.parse(at));
+    drawnAts = [];
+    $('lag-p50').textContent = formatMs(lag.p50());
+    $('lag-last').textContent = formatMs(lag.last);
+  }
   const sec = Math.floor(now / 1000);
   if (sec !== lastSparkSecond) {
     lastSparkSecond = sec;

@@ -21,6 +21,23 @@ import { STATUSES, matches } from './store.js';
 
 export { BACKOFF_MIN_MS, BACKOFF_MAX_MS };
 export const SNAPSHOT_LIMIT = 5000;  // the server's cap (src/hub)
+export const PING_EVERY_MS = 5000;   // how often the header asks for this connection's queue
+export const REQUEST_TIMEOUT_MS = 15000;
+
+// The package's client, with the console's messages (history, ack, counts, pong and
+// the errors that answer a request by its id) handed to the dashboard first.
+class Connection extends ReactorClient {
+  _handle(msg) {
+    if (this.onOther && this.onOther(msg)) return;
+    super._handle(msg);
+  }
+
+  send(obj) {
+    if (!this.isOpen()) return false;
+    this._send(obj);
+    return true;
+  }
+}
 
 export class Client {
   constructor({
@@ -31,23 +48,32 @@ export class Client {
     onState = () => {}, onGap = () => {}, onAuthNeeded = () => {}, onEvent = () => {},
     onSnapshot = () => {}, onWelcome = () => {}, onError = () => {},
     onReplay = () => {}, onReplayEvent = () => {}, onReplayGap = () => {},
+    onCounts = () => {}, onPong = () => {},
   }) {
     Object.assign(this, {
       store, onState, onGap, onAuthNeeded, onEvent, onSnapshot, onWelcome, onError, onReplay, onReplayEvent, onReplayGap,
+      onCounts, onPong, setTimeout, clearTimeout, now,
     });
+    this.requests = new Map();     // request id -> { resolve, timer }
+    this.nextRequest = 1;
+    this.counts = 'off';           // off | asked | on | refused (a user token, a replay, an older server)
+    this.pingTimer = null;
+    this.pingSent = 0;
     this.mode = 'live';            // 'replay' once the server said it replays a journal
     this.filter = store.filter;
     this.state = 'idle';
     this.early = [];               // "exits" events that came before the snapshot
     this.waiting = false;          // the last snapshot request was refused
-    this.rc = new ReactorClient({
+    this.rc = new Connection({
       url, WebSocket, token, setTimeout, clearTimeout, now, random,
+      onClose: () => this.closed(),
       onState: (s) => this.drawState(s),
       onEvent: (ev) => this.applyEvent(ev),
       onWelcome: (m) => this.welcome(m),
       onError: (text, msg) => this.handleError(text, msg),
       onAuthNeeded: (why) => this.onAuthNeeded(why),
     });
+    this.rc.onOther = (msg) => this.other(msg);
     this.subscribe();
   }
 
@@ -70,7 +96,103 @@ export class Client {
 
   welcome(m) {
     if (m && m.mode === 'replay') this.enterReplay();
+    // Whole-database counts: only a live server has them (a user token is refused).
+    if (this.mode === 'live' && this.rc.send({ op: 'counts' })) this.counts = 'asked';
+    else this.counts = 'refused';
+    this.armPing();
     this.onWelcome(m);
+  }
+
+  // ---- requests answered by id: history, action ----
+
+  // Sends `obj` with a fresh id; resolves with the reply (history, ack) or the error
+  // that echoes the id; a closed connection or no answer in time is an error too.
+  request(obj, timeoutMs = REQUEST_TIMEOUT_MS) {
+    const id = `r${this.nextRequest++}`;
+    return new Promise((resolve) => {
+      if (!this.rc.send({ ...obj, id })) {
+        resolve({ type: 'error', code: 'unavailable', message: 'not connected', id });
+        return;
+      }
+      const timer = this.setTimeout(() => {
+        this.requests.delete(id);
+        resolve({ type: 'error', code: 'timeout', message: `no answer in ${timeoutMs / 1000} s`, id });
+      }, timeoutMs);
+      this.requests.set(id, { resolve, timer });
+    });
+  }
+
+  history(jobId, { before, limit = 100, source } = {}) {
+    const m = { op: 'history', job_id: jobId, limit };
+    if (typeof before === 'number') m.before = before;
+    if (source && source !== 'scheduled_jobs') m.source = source;
+    return this.request(m);
+  }
+
+  action(action, jobId, arg) {
+    const m = { op: 'action', action, job_id: jobId };
+    if (arg !== undefined) m.arg = arg;
+    return this.request(m);
+  }
+
+  // The messages the package does not know. True: handled here.
+  other(msg) {
+    if (!msg || typeof msg !== 'object') return false;
+    if (typeof msg.id === 'string' && this.requests.has(msg.id)
+        && (msg.type === 'error' || msg.type === 'history' || msg.type === 'ack')) {
+      const r = this.requests.get(msg.id);
+      this.requests.delete(msg.id);
+      this.clearTimeout(r.timer);
+      r.resolve(msg);
+      return true;
+    }
+    if (msg.type === 'counts') {
+      this.counts = 'on';
+      this.onCounts(msg);
+      return true;
+    }
+    if (msg.type === 'pong') {
+      this.onPong({ queueBytes: typeof msg.queue_bytes === 'number' ? msg.queue_bytes : null, rttMs: this.now() - this.pingSent });
+      return true;
+    }
+    // A server without the op: no more pings on this connection.
+    if (msg.type === 'error' && msg.id === undefined && /'ping'/.test(msg.message || '')) {
+      if (this.pingTimer !== null) this.clearTimeout(this.pingTimer);
+      this.pingTimer = null;
+      this.onPong(null);
+      return true;
+    }
+    // The refusal of {"op":"counts"} (it carries no id): a user's token, a replay, or a
+    // server that does not know the op. The page keeps its own counts; not an error.
+    if (msg.type === 'error' && this.counts === 'asked' && msg.id === undefined
+        && (/count/i.test(msg.message || '') || msg.code === 'forbidden' || msg.code === 'unavailable')
+        && !/^authenticate first/.test(msg.message || '')) {
+      this.counts = 'refused';
+      this.onCounts(null);
+      return true;
+    }
+    return false;
+  }
+
+  armPing() {
+    if (this.pingTimer !== null) this.clearTimeout(this.pingTimer);
+    this.pingTimer = this.setTimeout(() => {
+      this.pingTimer = null;
+      this.pingSent = this.now();
+      if (this.rc.send({ op: 'ping' })) this.armPing();
+    }, PING_EVERY_MS);
+  }
+
+  closed() {
+    if (this.pingTimer !== null) this.clearTimeout(this.pingTimer);
+    this.pingTimer = null;
+    for (const [id, r] of this.requests) {
+      this.clearTimeout(r.timer);
+      r.resolve({ type: 'error', code: 'unavailable', message: 'the connection closed', id });
+    }
+    this.requests.clear();
+    if (this.counts === 'on') this.onCounts(null);
+    this.counts = 'off';
   }
 
   // The whole replay from its start (the server's history ring), every event.

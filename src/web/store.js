@@ -37,6 +37,28 @@ export function matches(filter, { job_type, status, user_id }) {
   return true;
 }
 
+// The tiles' numbers from a `counts` message ({as_of, counts: {status: {job_type: n}}},
+// totals of the whole database) under `filter`: only the filtered job types count; the
+// status filter leaves the tiles alone (they choose it). A user filter cannot be applied
+// to totals by type: null, and the tiles count the jobs in view.
+export function serverTotals(msg, filter = {}) {
+  if (!msg || typeof msg.counts !== 'object' || msg.counts === null || filter.user_id) return null;
+  const byStatus = {};
+  const byType = {};
+  for (const [status, types] of Object.entries(msg.counts)) {
+    if (!types || typeof types !== 'object') continue;
+    byType[status] = {};
+    let sum = 0;
+    for (const [type, n] of Object.entries(types)) {
+      if (typeof n !== 'number' || (filter.job_type && !filter.job_type.includes(type))) continue;
+      byType[status][type] = n;
+      sum += n;
+    }
+    byStatus[status] = sum;
+  }
+  return { byStatus, byType, asOf: msg.as_of, types: filter.job_type ? filter.job_type.join(', ') : '' };
+}
+
 export class JobStore {
   // capacity: the most jobs kept; beyond it the least recently changed are forgotten
   // (and the counts say so).

@@ -154,6 +154,24 @@ async function isAt(page, events, p, what, keep) {
   assert.deepEqual(got, want, `${what}: the page at position ${p}`);
 }
 
+async function panelShows(page, ids, what) {
+  try {
+    await page.waitForFunction((ids) => Array.from(document.querySelectorAll('#p-events li'))
+      .map((li) => li.dataset.id).join() === ids.join(), ids, { timeout: 3000 });
+  } catch {
+    assert.fail(`${what}: the panel shows ${JSON.stringify(await panelLines(page))}, wanted ids ${ids}`);
+  }
+}
+
+function panelLines(page) {
+  return page.$$eval('#p-events li', (lis) => lis.map((li) => ({
+    id: li.dataset.id,
+    change: li.querySelector('.e-change').textContent,
+    cause: li.querySelector('.cause')?.textContent ?? '',
+    facts: Array.from(li.querySelectorAll('.e-facts span')).map((x) => x.textContent).join(' '),
+  })));
+}
+
 const canonical = ({ rows, counts }) => JSON.stringify([Object.entries(rows).sort(), counts]);
 
 test('dashboard: time travel over a replay (?at=, jump, scrub, play, filter, latest)', { timeout: 60000 }, async () => {
@@ -205,6 +223,21 @@ test('dashboard: time travel over a replay (?at=, jump, scrub, play, filter, lat
   await page.fill('#tt-jump-to', hhmmss);
   await page.click('#tt-jump button');
   await isAt(page, events, 13, `jump to ${hhmmss}`);
+
+  // ---- a job's timeline: its events up to the scrubber, newest first, with run times ----
+  await page.click('#rows tr[data-job="b"] .c-id');
+  await panelShows(page, ['113', '111', '108', '107', '105', '102'], 'b at position 13');
+  const lines = await panelLines(page);
+  assert.deepEqual(lines[0], { id: '113', change: 'running → completed', cause: 'worker', facts: 'attempt 2 100% ran 2.00 s' });
+  assert.deepEqual(lines[2], { id: '108', change: 'failed → pending', cause: 'retry', facts: 'attempt 1 disk full' });
+  assert.deepEqual(lines[3], { id: '107', change: 'running → failed', cause: 'worker', facts: 'attempt 1 ran 2.00 s disk full' });
+  assert.equal(await page.isHidden('#p-actions'), true, 'actions in a replay');
+  await scrub(8);
+  await isAt(page, events, 8, 'scrubbed to 8 with the panel open');
+  await panelShows(page, ['108', '107', '105', '102'], 'b at position 8');
+  await page.click('#p-close');
+  assert.equal(await page.isHidden('#panel'), true);
+  await scrub(13);
 
   // ---- a filter applies to the moment shown ----
   await page.click('label:has(#f-running)');
@@ -265,6 +298,9 @@ test('dashboard: a paced replay extends the timeline; an old journal (no cause) 
   await page.waitForFunction((n) => document.getElementById('tt').dataset.end === String(n), n, { timeout: 15000 });
   await isAt(page, events, 10, 'old journal, still at id:110 after the replay went on');
   for (const r of Object.values(await tableRows(page))) assert.equal(r.cause, '', 'a cause shown for an event without one');
+  await page.click('#rows tr[data-job="c"] .c-id');
+  await panelShows(page, ['110', '103'], 'c in the old journal');
+  assert.deepEqual((await panelLines(page)).map((l) => l.cause), ['', '']);
   assert.equal(await page.$$eval('#rows .cause', (l) => l.length), 0);
   // Following the latest: the rows as at the end, still no cause.
   await page.click('#tt-end');

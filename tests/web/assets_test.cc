@@ -142,7 +142,7 @@ TEST_CASE("web: the embedded dashboard is complete") {
     CHECK(a.content_type != "application/octet-stream");
   }
   for (const char* p : {"/app.js", "/client.js", "/store.js", "/view.js", "/sparkline.js", "/timeline.js",
-                        "/travel.js", "/style.css"}) {
+                        "/travel.js", "/panel.js", "/jobhistory.js", "/style.css"}) {
     INFO(p);
     CHECK(t.Find(p) != nullptr);
   }
