@@ -26,6 +26,10 @@ Frontend::Frontend(uv_loop_t* loop, const Options& options, Deps deps)
   hc.token_rules.audience = options.jwt_audience;
   hc.token_rules.issuer = options.jwt_issuer;
   hc.server = std::string("reactor/") + REACTOR_VERSION;
+  hc.mode = deps_.mode;
+  hc.allow_user_actions = options.allow_user_actions;
+  hc.max_history_events = options.max_history_events;
+  hc.counts_refresh_ms = options.counts_refresh_s * 1000;
   hub::Hub::Hooks hooks;
   hooks.wake = [this](hub::Session& s) { server_->Wake(s); };
   hooks.close = [this](hub::Session& s, uint16_t code, const std::string& why) {

@@ -27,6 +27,7 @@ class Frontend {
     std::function<void(MetricsText&)> metrics;            // the caller's own metrics
     pg::ClientReads* reads = nullptr;                     // null in replay
     std::function<std::optional<uint64_t>()> horizon;     // the sequencer's
+    const char* mode = "live";                            // `welcome`'s mode: "live" or "replay"
   };
 
   Frontend(uv_loop_t* loop, const Options& options, Deps deps);

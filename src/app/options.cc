@@ -114,6 +114,15 @@ Options ParseOptions(int argc, const char* const* argv) {
                  "jobs whose newest event a conflating connection may have waiting before 1013")
       ->capture_default_str()->check(CLI::Range(uint64_t{1}, uint64_t{10000000}));
   app.add_flag("--no-scheduler", o.no_scheduler, "this replica never ticks");
+  app.add_flag("--allow-user-actions", o.allow_user_actions,
+               "users (unprivileged tokens) may act on their own jobs (retry, cancel, ...)");
+  app.add_option("--max-history-events", o.max_history_events,
+                 "events in one answer to a job's `history` request")
+      ->capture_default_str()->check(CLI::Range(uint64_t{1}, uint64_t{100000}));
+  app.add_option("--counts-refresh-s", o.counts_refresh_s,
+                 "read the totals by status and job type again this often while a dashboard watches them "
+                 "(0: only at start and after reconnects)")
+      ->capture_default_str()->check(CLI::Range(uint64_t{0}, uint64_t{86400}));
   app.add_option("--max-reads-per-connection", o.max_reads_per_connection,
                  "database reads (resume, snapshot) one connection may have outstanding")
       ->capture_default_str()->check(CLI::Range(uint64_t{1}, uint64_t{64}));

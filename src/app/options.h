@@ -58,6 +58,11 @@ struct Options {
   // have waiting for queue room before it is closed 1013 all the same.
   uint64_t max_conflated_jobs = defaults::kMaxConflatedJobs;
   bool no_scheduler = false;
+  // The operator's console (docs/protocol.md): users may act on their own jobs; events
+  // in one `history` answer; how often the totals are read again while watched.
+  bool allow_user_actions = false;
+  uint64_t max_history_events = defaults::kMaxHistoryEvents;
+  uint64_t counts_refresh_s = defaults::kCountsRefreshMs / 1000;
   // Database reads made for clients (resume, snapshot) on their own connection.
   uint64_t max_reads_per_connection = defaults::kMaxReadsPerConnection;
   uint64_t max_database_reads = defaults::kMaxDatabaseReads;

@@ -96,6 +96,7 @@ int RunReplay(const Options& o) {
   };
   if (o.listen_given) {
     Frontend::Deps deps;
+    deps.mode = "replay";
     deps.ready = [] { return true; };  // the journal is the source: always "listening"
     frontend = std::make_unique<Frontend>(&run.loop, o, std::move(deps));
   }

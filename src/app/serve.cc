@@ -65,6 +65,9 @@ class Daemon {
     scheduler_ = std::make_unique<sched::Scheduler>(loop_, sched_cfg, *conn_);
     conn_->set_state_observer([this](pg::PgConnection::State s, const std::string&) {
       scheduler_->SetConnected(s == pg::PgConnection::State::kReady);
+      // Caught up after a (re)connect: the totals are read again (what no event reports,
+      // such as deletes, may have changed meanwhile).
+      if (s == pg::PgConnection::State::kReady) frontend_->hub().RefreshCounts();
     });
 
     for (auto* s : {&sigint_, &sigterm_, &sighup_}) {

@@ -18,6 +18,9 @@ inline constexpr uint64_t kResumeEntriesPerPass = 4096;  // history entries per 
 inline constexpr uint64_t kMaxHeldEvents = 10000;        // held per subscription while it ends pending
 inline constexpr uint64_t kMaxResumeRows = 200000;       // database resume rows in memory, in all
 inline constexpr uint64_t kMaxConflatedJobs = 10000;     // per conflating connection
+inline constexpr uint64_t kMaxHistoryEvents = 500;       // events in one `history` answer
+inline constexpr uint64_t kCountsIntervalMs = 200;       // at most 5 `counts` messages a second
+inline constexpr uint64_t kCountsRefreshMs = 300000;     // totals re-read every 5 minutes while watched
 // Listener
 inline constexpr uint64_t kMaxConnections = 100000;  // ~2.5 KB each when idle
 inline constexpr uint64_t kListenBacklog = 4096;

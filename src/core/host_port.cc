@@ -1,5 +1,9 @@
 #include "core/host_port.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <charconv>
 
 namespace reactor {
@@ -21,6 +25,20 @@ Result<HostPort> ParseHostPort(const std::string& text) {
     return Status::Error("invalid port in '" + text + "'");
   }
   return HostPort{host, static_cast<uint16_t>(value)};
+}
+
+bool IsLoopbackAddress(const struct sockaddr* addr) {
+  if (!addr) return false;
+  if (addr->sa_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(addr);
+    return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+  }
+  if (addr->sa_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(addr);
+    if (IN6_IS_ADDR_LOOPBACK(&a->sin6_addr)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) && a->sin6_addr.s6_addr[12] == 127;
+  }
+  return false;
 }
 
 bool IsLoopbackHost(const std::string& host) {

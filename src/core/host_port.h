@@ -6,6 +6,8 @@
 
 #include "core/status.h"
 
+struct sockaddr;
+
 namespace reactor {
 
 struct HostPort {
@@ -18,5 +20,7 @@ Result<HostPort> ParseHostPort(const std::string& text);
 
 // True for 127.0.0.0/8, ::1 and "localhost".
 bool IsLoopbackHost(const std::string& host);
+// A socket address in 127.0.0.0/8, ::1, or an IPv4-mapped 127.0.0.0/8.
+bool IsLoopbackAddress(const struct sockaddr* addr);
 
 }  // namespace reactor

@@ -70,4 +70,11 @@ void MetricsText::Histogram(std::string_view name, std::string_view help,
   out_ += "_count " + std::to_string(count) + '\n';
 }
 
+void MetricsText::Histogram(std::string_view name, std::string_view help, const MicrosHistogram& h) {
+  std::vector<double> bounds;
+  bounds.reserve(h.bounds_us.size());
+  for (uint64_t b : h.bounds_us) bounds.push_back(static_cast<double>(b) / 1e6);
+  Histogram(name, help, bounds, h.counts, static_cast<double>(h.sum_us) / 1e6, h.count);
+}
+
 }  // namespace reactor

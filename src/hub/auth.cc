@@ -126,6 +126,7 @@ Result<Principal> VerifyToken(std::string_view token, const std::string& secret,
   Principal p;
   if (exp) p.expires_at = SaturatingAdd(*exp, leeway);
   if (sub) p.user_id = *sub;
+  if (role) p.role = *role;
   p.sees_all = role && (*role == "service_role" || *role == "admin");
   if (!p.sees_all && p.user_id.empty()) return Status::Error("token has no sub");
   return p;

@@ -26,7 +26,9 @@ struct Principal {
   // 0 = never. At most 253402300799 + the leeway.
   int64_t expires_at = 0;
 
-  static Principal Open() { return Principal{"", true, 0}; }  // no secret configured
+  std::string role;      // `role`, when the token has one
+
+  static Principal Open() { return Principal{"", true, 0, ""}; }  // no secret configured
 
   bool MaySee(const Event& ev) const {
     return sees_all || (ev.has_user && ev.user_id == user_id);

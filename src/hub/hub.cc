@@ -38,15 +38,16 @@ Result<Principal> Hub::Authenticate(std::string_view token, int64_t now) {
   return p;
 }
 
-std::unique_ptr<Session> Hub::Open(Principal who, bool authenticated) {
-  auto s = std::make_unique<Session>(next_session_++, std::move(who), authenticated);
+std::unique_ptr<Session> Hub::Open(Principal who, bool authenticated, bool loopback) {
+  auto s = std::make_unique<Session>(next_session_++, std::move(who), authenticated, loopback);
   sessions_[s->id()] = s.get();
-  SendControl(*s, WelcomeMessage(config_.server, last_event_id()));
+  SendControl(*s, WelcomeMessage(config_.server, last_event_id(), config_.mode));
   if (authenticated && hooks_.principal_changed) hooks_.principal_changed(*s);
   return s;
 }
 
 void Hub::Remove(Session* s) {
+  ForgetConsole(*s);
   sessions_.erase(s->id());
   for (auto& sub : s->subs_) {
     CancelRead(sub);
@@ -119,7 +120,7 @@ bool Hub::DrainBacklog(Session& s) {
     PublishedRef e = p;
     b.pop_front();
     bool was_empty = s.out_.empty();
-    s.out_.Push(FrameRef(e, &e->frame), e->received_ns);
+    s.out_.Push(FrameRef(e, &e->frame), OutQueue::Stamp{e->received_ns, e->event.at_us});
     stats_.bytes += e->frame.size();
     ++stats_.frames;
     if (was_empty && hooks_.wake) hooks_.wake(s);
@@ -172,7 +173,7 @@ bool Hub::Send(Session& s, FrameRef f, bool event, uint64_t stamp_ns, const Publ
                             " bytes queued");
   }
   bool was_empty = s.out_.empty();
-  s.out_.Push(std::move(f), stamp_ns);
+  s.out_.Push(std::move(f), OutQueue::Stamp{stamp_ns, p ? (*p)->event.at_us : 0});
   stats_.bytes += size;
   if (event) ++stats_.frames;
   if (was_empty && hooks_.wake) hooks_.wake(s);
@@ -188,6 +189,7 @@ void Hub::Publish(Event&& ev) {
   p->frame = ws::EncodeFrame(ws::Opcode::kText, EventMessage(p->event.json));
   if (p->event.id > 0) last_id_ = std::max(last_id_, p->event.id);
   ++stats_.events;
+  counts_.OnEvent(p->event, hooks_.horizon ? hooks_.horizon().value_or(0) : 0);
   PublishedRef ref = p;
   uint64_t pos = history_.end();
   history_.Push(ref);
@@ -258,7 +260,16 @@ void Hub::OnText(Session& s, std::string_view text) {
   }
   switch (m->op) {
     case ClientMessage::Op::kPing:
-      SendControl(s, PongMessage());
+      SendControl(s, PongMessage(s.out_.bytes() + s.inflight_bytes));
+      return;
+    case ClientMessage::Op::kAction:
+      OnAction(s, *m);
+      return;
+    case ClientMessage::Op::kHistory:
+      OnHistory(s, *m);
+      return;
+    case ClientMessage::Op::kCounts:
+      OnCounts(s, *m);
       return;
     case ClientMessage::Op::kAuth: {
       if (!auth_required()) return;  // open server: every token is as good as none
@@ -779,6 +790,16 @@ void Hub::WriteMetrics(MetricsText& m) const {
           static_cast<double>(conflating_sessions()));
   m.Counter("reactor_conflation_overflow_closes_total", "Conflating connections closed 1013 over --max-conflated-jobs waiting.", h.conflation_overflow);
   m.Counter("reactor_route_candidates_total", "Connections the routing index offered for published events (the fan-out's work).", h.routed_candidates);
+  m.Counter("reactor_actions_total", "Operator actions answered with ack.", h.actions_ok, "result=\"ok\"");
+  m.Counter("reactor_actions_total", "Operator actions refused (token, bounds, or the database: forbidden, not_found, conflict).", h.actions_refused, "result=\"refused\"");
+  m.Counter("reactor_actions_total", "Operator actions without an answer from the database (unavailable).", h.actions_failed, "result=\"failed\"");
+  m.Counter("reactor_history_reads_total", "Job histories read for clients.", h.history_reads);
+  m.Counter("reactor_counts_reads_total", "Totals read from the database (one GROUP BY, whatever the number of viewers).", h.counts_reads);
+  m.Counter("reactor_counts_read_failures_total", "Totals reads that failed or were refused.", h.counts_read_failures);
+  m.Counter("reactor_counts_messages_total", "`counts` messages encoded (each sent to every viewer).", h.counts_messages);
+  m.Gauge("reactor_counts_viewers", "Connections receiving `counts`.", static_cast<double>(counts_sessions_.size()));
+  m.Counter("reactor_counts_events_skipped_total", "Events the last totals read had already counted.", counts_.stats().skipped);
+  m.Counter("reactor_counts_untrusted_events_total", "Events the totals could not account for (a new read follows).", counts_.stats().untrusted);
   m.Counter("reactor_resume_behind_closes_total", "Connections closed 1013 because the history moved past their resume cursor.", h.resume_behind);
 }
 

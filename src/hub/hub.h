@@ -17,6 +17,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "core/counts.h"
 #include "core/defaults.h"
 #include "core/history.h"
 #include "core/status.h"
@@ -35,8 +36,8 @@ namespace reactor::hub {
 
 class Session {
  public:
-  Session(uint64_t id, Principal who, bool authenticated)
-      : id_(id), who_(std::move(who)), authenticated_(authenticated) {}
+  Session(uint64_t id, Principal who, bool authenticated, bool loopback = true)
+      : id_(id), who_(std::move(who)), authenticated_(authenticated), loopback_(loopback) {}
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
@@ -95,7 +96,13 @@ class Session {
   uint64_t id_;
   Principal who_;
   bool authenticated_;
+  bool loopback_;               // the peer's address is a loopback one (actions without a secret)
   bool closing_ = false;
+  bool counts_ = false;         // receives `counts` messages
+  uint64_t counts_version_ = 0; // the totals' version it was last sent
+  // History reads in flight (cancelled when the connection goes); actions are not
+  // cancelled (they complete; their answer is dropped).
+  std::vector<pg::ClientReads::Ticket> history_reads_;
   OutQueue out_;
   std::vector<Sub> subs_;
   std::unordered_set<uint64_t> sent_while_pending_;  // stream seqs sent while a sub was pending
@@ -136,6 +143,13 @@ struct HubStats {
   uint64_t conflation_markers = 0;  // {"type":"conflated"} messages queued
   uint64_t conflation_overflow = 0; // sessions closed 1013: over --max-conflated-jobs waiting
   uint64_t routed_candidates = 0;   // sessions the index offered for events (routing work)
+  uint64_t actions_ok = 0;          // actions done (ack)
+  uint64_t actions_refused = 0;     // actions refused by the reactor (token, bounds) or the database
+  uint64_t actions_failed = 0;      // actions without an answer (database gone, timeout)
+  uint64_t history_reads = 0;       // `history` requests answered
+  uint64_t counts_reads = 0;        // totals read from the database (GROUP BY)
+  uint64_t counts_read_failures = 0;
+  uint64_t counts_messages = 0;     // `counts` frames encoded (each sent to every counts viewer)
 };
 
 class Hub {
@@ -161,6 +175,13 @@ class Hub {
     // Events (distinct jobs) one conflating connection may have waiting for queue room;
     // over it the connection is closed 1013 like any slow consumer.
     size_t max_conflated_jobs = defaults::kMaxConflatedJobs;
+    // "live" (serve) or "replay": said in `welcome`.
+    std::string mode = "live";
+    // Users (unprivileged tokens) may act on their own jobs (--allow-user-actions).
+    bool allow_user_actions = false;
+    size_t max_history_events = defaults::kMaxHistoryEvents;  // per `history` request
+    uint64_t counts_interval_ms = defaults::kCountsIntervalMs;  // at most one `counts` per interval
+    uint64_t counts_refresh_ms = defaults::kCountsRefreshMs;    // re-read the totals this often (0: never)
   };
   static constexpr size_t kResumeEntriesPerMessage = 256;
   struct Hooks {
@@ -180,7 +201,8 @@ class Hub {
 
   // A new connection (after the upgrade); queues the welcome. The caller owns the
   // session and must call Remove() before destroying it.
-  std::unique_ptr<Session> Open(Principal who, bool authenticated);
+  // `loopback`: the peer's address is a loopback one.
+  std::unique_ptr<Session> Open(Principal who, bool authenticated, bool loopback = true);
   void Remove(Session* s);
 
   void Publish(Event&& ev);
@@ -201,6 +223,16 @@ class Hub {
   void Subscribe(Session& s, ClientMessage m);
   // The query shortcut of the upgrade request (see ParseShortcut); nothing when it has none.
   void OnShortcut(Session& s, const std::vector<std::pair<std::string, std::string>>& query);
+  // The console's periodic work at `now_ms` (a steady clock): reads the totals when they
+  // are wanted and due, sends changed totals to their viewers at most once per
+  // counts_interval_ms. Returns in how many ms it wants to be called again (nullopt:
+  // only when something happens).
+  std::optional<uint64_t> Tick(uint64_t now_ms);
+  // The event stream reconnected and caught up: read the totals again (deletes and
+  // other changes no event reports are corrected by a read).
+  void RefreshCounts() { counts_refresh_ = true; }
+  const CountsKeeper& counts() const { return counts_; }
+  size_t counts_viewers() const { return counts_sessions_.size(); }
   // Closes the session with 1008 when its token has expired at `now_s`.
   void CheckExpiry(Session& s, int64_t now_s);
   // Server shutdown: a close frame to everyone.
@@ -253,6 +285,13 @@ class Hub {
                const std::vector<PublishedRef>& first, const std::unordered_set<int64_t>& skip);
   Session* Live(uint64_t session_id);
   void CancelRead(Session::Sub& sub);
+  // The operator's console (hub/console.cc).
+  void OnAction(Session& s, const ClientMessage& m);
+  void OnHistory(Session& s, const ClientMessage& m);
+  void OnCounts(Session& s, const ClientMessage& m);
+  void StartCountsRead(uint64_t now_ms);
+  void SendCounts(Session* only);
+  void ForgetConsole(Session& s);
 
   Config config_;
   Hooks hooks_;
@@ -269,6 +308,16 @@ class Hub {
   std::vector<uint64_t> candidates_;  // scratch for Publish
   size_t pass_budget_left_ = 0;       // of resume_entries_per_pass, this loop pass
   HubStats stats_;
+  // Counts: the totals, their viewers, the read.
+  CountsKeeper counts_;
+  std::vector<uint64_t> counts_sessions_;
+  bool counts_refresh_ = false;
+  bool counts_reading_ = false;
+  uint64_t counts_sent_version_ = 0;
+  uint64_t counts_sent_ms_ = 0;
+  uint64_t counts_read_ms_ = 0;       // when the last read was answered
+  uint64_t counts_retry_ms_ = 0;      // a failed read is retried from then on
+  uint64_t counts_now_ms_ = 0;        // the last Tick's time
 };
 
 }  // namespace reactor::hub

@@ -13,6 +13,13 @@ namespace reactor::hub {
 
 using FrameRef = std::shared_ptr<const std::string>;  // one complete WebSocket frame
 
+// What the metrics need of an event frame: when its event entered the reactor (a steady
+// clock) and its `at` (Unix microseconds, the database's clock; 0 unknown).
+struct FrameStamp {
+  uint64_t received_ns = 0;
+  int64_t at_us = 0;
+};
+
 class OutQueue {
  public:
   struct Chunk {
@@ -22,16 +29,18 @@ class OutQueue {
     std::string_view view() const { return std::string_view(*frame).substr(offset, size); }
   };
 
+  using Stamp = FrameStamp;
+
   bool empty() const { return count_ == 0; }
   size_t bytes() const { return bytes_; }
   size_t frames() const { return count_; }
 
-  // `stamp_ns`: when the frame's event entered the reactor (0 for other frames); handed
-  // back by Consume when the frame has been written completely.
-  void Push(FrameRef f, uint64_t stamp_ns = 0) {
+  // `stamp`: an event frame's (zero for other frames); handed back by Consume when the
+  // frame has been written completely.
+  void Push(FrameRef f, Stamp stamp = {}) {
     bytes_ += f->size();
     if (count_ == ring_.size()) Grow();
-    ring_[Index(count_)] = Entry{std::move(f), stamp_ns};
+    ring_[Index(count_)] = Entry{std::move(f), stamp};
     ++count_;
   }
   // Up to `max` chunks from the front, holding references (so they outlive a Consume).
@@ -46,7 +55,7 @@ class OutQueue {
     return out;
   }
   // `n` bytes from the front have been written (or handed to an asynchronous write).
-  // `done(stamp_ns)` is called for each frame completed that carried a stamp.
+  // `done(stamp)` is called for each frame completed that carried a stamp.
   template <class Done>
   void Consume(size_t n, Done&& done) {
     bytes_ -= n;
@@ -59,7 +68,7 @@ class OutQueue {
       }
       n -= left;
       offset_ = 0;
-      if (e.stamp != 0) done(e.stamp);
+      if (e.stamp.received_ns != 0) done(e.stamp);
       e.frame.reset();
       head_ = Index(1);
       --count_;
@@ -67,7 +76,7 @@ class OutQueue {
     if (count_ == 0) Rewind();
   }
   void Consume(size_t n) {
-    Consume(n, [](uint64_t) {});
+    Consume(n, [](const Stamp&) {});
   }
   // Drops everything not yet handed to a write (a connection being closed).
   void Clear() {
@@ -80,7 +89,7 @@ class OutQueue {
   // handful of slots, not a deque's 512-byte blocks) and gives a burst's room back.
   struct Entry {
     FrameRef frame;
-    uint64_t stamp = 0;
+    Stamp stamp;
   };
   static constexpr size_t kKeepSlots = 16;  // kept across an empty queue; more is freed
   size_t Index(size_t i) const { return (head_ + i) % ring_.size(); }

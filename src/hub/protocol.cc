@@ -108,6 +108,30 @@ Result<ClientMessage> ParseClientMessage(std::string_view text, const ParseLimit
       st = ReadString(v, "id", m.id);
     } else if (key == "token") {
       st = ReadString(v, "token", m.token);
+    } else if (key == "action") {
+      st = ReadString(v, "action", m.action);
+    } else if (key == "job_id") {
+      st = ReadString(v, "job_id", m.job_id);
+    } else if (key == "arg") {
+      st = ReadString(v, "arg", m.arg);
+    } else if (key == "source") {
+      st = ReadString(v, "source", m.source);
+    } else if (key == "before" || key == "limit") {
+      json_type t;
+      if (v.type().get(t)) return Bad("invalid " + std::string(key));
+      if (t != json_type::null) {
+        int64_t n = 0;
+        if (v.get_int64().get(n) || n < 1) return Bad(std::string(key) + " must be a positive integer");
+        if (key == "before") {
+          m.before = n;
+        } else {
+          m.limit = static_cast<size_t>(n);
+        }
+      }
+    } else if (key == "on") {
+      bool b = false;
+      if (v.get_bool().get(b)) return Bad("on must be true or false");
+      m.on = b;
     } else if (key == "snapshot") {
       bool b = false;
       if (v.get_bool().get(b)) return Bad("snapshot must be true or false");
@@ -175,10 +199,26 @@ Result<ClientMessage> ParseClientMessage(std::string_view text, const ParseLimit
     if (m.token.empty()) return Bad("auth needs a token");
   } else if (op == "ping") {
     m.op = ClientMessage::Op::kPing;
+  } else if (op == "action") {
+    m.op = ClientMessage::Op::kAction;
+    if (m.action.empty()) return Bad("action needs an action");
+    if (!IsAction(m.action)) return Bad("unknown action '" + m.action + "'");
+    if (m.job_id.empty()) return Bad("action needs a job_id");
+    if (m.action == "set_priority" && m.arg.empty()) return Bad("set_priority needs an arg (critical, high, medium or low)");
+  } else if (op == "history") {
+    m.op = ClientMessage::Op::kHistory;
+    if (m.job_id.empty()) return Bad("history needs a job_id");
+  } else if (op == "counts") {
+    m.op = ClientMessage::Op::kCounts;
   } else {
     return Bad("unknown op '" + op + "'");
   }
-  if (m.id.size() > 256) return Bad("subscription id too long");
+  if (m.id.size() > 256) return Bad(m.op == ClientMessage::Op::kSubscribe || m.op == ClientMessage::Op::kUnsubscribe
+                                        ? "subscription id too long"
+                                        : "id too long (at most 256 bytes)");
+  if (m.job_id.size() > 1024 || m.arg.size() > 256 || m.source.size() > 256) {
+    return Bad("job_id, arg or source too long");
+  }
   return m;
 }
 
@@ -231,38 +271,19 @@ std::optional<Result<ClientMessage>> ParseShortcut(
     if (!st) return Result<ClientMessage>(st);
   }
   if (!any) return std::nullopt;
-  return Result<ClientMessage>(std::move(m));
-}
-
-std::string JsonString(std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(s.size() + 2);
-  out += '"';
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out += kHex[c >> 4];
-          out += kHex[c & 15];
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
+  std::optional<Result<ClientMessage>> out;
+  out.emplace(std::move(m));
   return out;
 }
 
-std::string WelcomeMessage(std::string_view server, int64_t last_event_id) {
+bool IsAction(std::string_view a) {
+  return a == "retry_now" || a == "cancel" || a == "run_now" || a == "enable" || a == "disable" ||
+         a == "set_priority";
+}
+
+std::string WelcomeMessage(std::string_view server, int64_t last_event_id, std::string_view mode) {
   return R"({"type":"welcome","server":)" + JsonString(server) +
-         R"(,"last_event_id":)" + std::to_string(last_event_id) + "}";
+         R"(,"last_event_id":)" + std::to_string(last_event_id) + R"(,"mode":)" + JsonString(mode) + "}";
 }
 std::string SubscribedMessage(std::string_view id, int64_t last_event_id) {
   return R"({"type":"subscribed","id":)" + JsonString(id) + R"(,"last_event_id":)" +
@@ -278,10 +299,30 @@ std::string SnapshotMessage(std::string_view id, int64_t as_of, std::string_view
 std::string GapMessage(std::string_view id, int64_t after) {
   return R"({"type":"gap","id":)" + JsonString(id) + R"(,"after":)" + std::to_string(after) + "}";
 }
-std::string ErrorMessage(std::string_view code, std::string_view message) {
-  return R"({"type":"error","code":)" + JsonString(code) + R"(,"message":)" + JsonString(message) + "}";
+std::string ErrorMessage(std::string_view code, std::string_view message, std::string_view id) {
+  return R"({"type":"error","code":)" + JsonString(code) + R"(,"message":)" + JsonString(message) +
+         (id.empty() ? std::string() : R"(,"id":)" + JsonString(id)) + "}";
 }
-std::string PongMessage() { return R"({"type":"pong"})"; }
+std::string PongMessage(uint64_t queue_bytes) {
+  return R"({"type":"pong","queue_bytes":)" + std::to_string(queue_bytes) + "}";
+}
+std::string AckMessage(std::string_view id, std::string_view action, std::string_view job_id, int64_t event_id) {
+  return R"({"type":"ack","id":)" + JsonString(id) + R"(,"action":)" + JsonString(action) + R"(,"job_id":)" +
+         JsonString(job_id) + R"(,"event_id":)" + std::to_string(event_id) + "}";
+}
+std::string HistoryMessage(std::string_view id, std::string_view job_id, std::string_view events_json, bool more) {
+  std::string out = R"({"type":"history","id":)" + JsonString(id) + R"(,"job_id":)" + JsonString(job_id) +
+                    R"(,"events":)";
+  out += events_json;
+  out += more ? R"(,"more":true})" : R"(,"more":false})";
+  return out;
+}
+std::string CountsMessage(int64_t as_of, std::string_view counts_json) {
+  std::string out = R"({"type":"counts","as_of":)" + std::to_string(as_of) + R"(,"counts":)";
+  out += counts_json;
+  out += '}';
+  return out;
+}
 std::string ConflatedMessage(uint64_t dropped) {
   return R"({"type":"conflated","dropped":)" + std::to_string(dropped) + "}";
 }

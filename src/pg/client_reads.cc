@@ -127,26 +127,46 @@ Reply<T> PgClientReads::Wrap(Ticket t, Reply<T> cb) {
   };
 }
 
-Result<ClientReads::Ticket> PgClientReads::Resume(uint64_t owner, ResumeQuery q, Reply<ResumeRows> cb) {
+template <class T, class Send>
+Result<ClientReads::Ticket> PgClientReads::Start(uint64_t owner, Reply<T> cb, Send send) {
   const Ticket t = next_++;
-  auto shared = std::make_shared<Reply<ResumeRows>>(Wrap<ResumeRows>(t, std::move(cb)));
+  auto shared = std::make_shared<Reply<T>>(Wrap<T>(t, std::move(cb)));
   return Admit(
       t, owner,
-      [this, q = std::move(q), shared](Session::Ticket* st) {
-        return queries::Resume(session_, q, [shared](Result<ResumeRows> r) { (*shared)(std::move(r)); }, st);
+      [this, send = std::move(send), shared](Session::Ticket* st) {
+        return send(session_, [shared](Result<T> r) { (*shared)(std::move(r)); }, st);
       },
       [shared](const std::string& e) { (*shared)(Status::Error(e)); });
 }
 
+Result<ClientReads::Ticket> PgClientReads::Resume(uint64_t owner, ResumeQuery q, Reply<ResumeRows> cb) {
+  return Start<ResumeRows>(owner, std::move(cb), [q = std::move(q)](Session& s, Reply<ResumeRows> r, Session::Ticket* t) {
+    return queries::Resume(s, q, std::move(r), t);
+  });
+}
+
 Result<ClientReads::Ticket> PgClientReads::Snapshot(uint64_t owner, SnapshotQuery q, Reply<SnapshotRows> cb) {
-  const Ticket t = next_++;
-  auto shared = std::make_shared<Reply<SnapshotRows>>(Wrap<SnapshotRows>(t, std::move(cb)));
-  return Admit(
-      t, owner,
-      [this, q = std::move(q), shared](Session::Ticket* st) {
-        return queries::Snapshot(session_, q, [shared](Result<SnapshotRows> r) { (*shared)(std::move(r)); }, st);
-      },
-      [shared](const std::string& e) { (*shared)(Status::Error(e)); });
+  return Start<SnapshotRows>(owner, std::move(cb), [q = std::move(q)](Session& s, Reply<SnapshotRows> r, Session::Ticket* t) {
+    return queries::Snapshot(s, q, std::move(r), t);
+  });
+}
+
+Result<ClientReads::Ticket> PgClientReads::History(uint64_t owner, HistoryQuery q, Reply<HistoryRows> cb) {
+  return Start<HistoryRows>(owner, std::move(cb), [q = std::move(q)](Session& s, Reply<HistoryRows> r, Session::Ticket* t) {
+    return queries::History(s, q, std::move(r), t);
+  });
+}
+
+Result<ClientReads::Ticket> PgClientReads::Action(uint64_t owner, ActionRequest q, Reply<ActionResult> cb) {
+  return Start<ActionResult>(owner, std::move(cb), [q = std::move(q)](Session& s, Reply<ActionResult> r, Session::Ticket* t) {
+    return queries::Action(s, q, std::move(r), t);
+  });
+}
+
+Result<ClientReads::Ticket> PgClientReads::Counts(uint64_t owner, Reply<CountsRows> cb) {
+  return Start<CountsRows>(owner, std::move(cb), [](Session& s, Reply<CountsRows> r, Session::Ticket* t) {
+    return queries::Counts(s, std::move(r), t);
+  });
 }
 
 void PgClientReads::Cancel(Ticket t) {

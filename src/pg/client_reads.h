@@ -1,4 +1,5 @@
-// PgClientReads: the reads the hub makes on clients' behalf (resume, snapshot), on a
+// PgClientReads: the reads the hub makes on clients' behalf (resume, snapshot, a job's
+// history, an action, the counts), on a
 // pg::Session of their own ("reactor-reads" in pg_stat_activity), so that no client can
 // delay the event path's catch-up, fetches or ticks, and with every piece bounded:
 //   - at most `max_per_owner` reads outstanding per connection (a subscription that is
@@ -60,6 +61,9 @@ class PgClientReads : public ClientReads {
 
   Result<Ticket> Resume(uint64_t owner, ResumeQuery q, Reply<ResumeRows> cb) override;
   Result<Ticket> Snapshot(uint64_t owner, SnapshotQuery q, Reply<SnapshotRows> cb) override;
+  Result<Ticket> History(uint64_t owner, HistoryQuery q, Reply<HistoryRows> cb) override;
+  Result<Ticket> Action(uint64_t owner, ActionRequest q, Reply<ActionResult> cb) override;
+  Result<Ticket> Counts(uint64_t owner, Reply<CountsRows> cb) override;
   void Cancel(Ticket t) override;
 
   size_t outstanding() const { return reads_.size(); }
@@ -86,6 +90,9 @@ class PgClientReads : public ClientReads {
   void OnSessionState(Session::State s, const std::string& reason);
   template <class T>
   Reply<T> Wrap(Ticket t, Reply<T> cb);
+  // Admits one read whose statement `send(session, reply, ticket)` submits.
+  template <class T, class Send>
+  Result<Ticket> Start(uint64_t owner, Reply<T> cb, Send send);
 
   ClientReadsConfig config_;
   Session session_;

@@ -47,6 +47,22 @@ constexpr const char* kSnapshotSql =
     "  (SELECT coalesce(array_agg(id), '{}')::text FROM reactor.job_events "
     "    WHERE txid >= coalesce($6::xid8, pg_snapshot_xmin(pg_current_snapshot())))";
 
+// One job's events, newest first (idx_job_events_job_id).
+constexpr const char* kHistorySql =
+    "SELECT payload::text FROM reactor.job_events "
+    " WHERE job_id = $1 AND ($2::text IS NULL OR source = $2) AND ($3::bigint IS NULL OR id < $3) "
+    "   AND ($4::text IS NULL OR user_id = $4) "
+    " ORDER BY id DESC LIMIT $5";
+
+// reactor.job_action (migration 006): the id of the event it wrote.
+constexpr const char* kActionSql = "SELECT reactor.job_action($1, $2, $3, $4, $5)";
+
+// The totals by status × job type and, first, the snapshot they were counted in.
+constexpr const char* kCountsSql =
+    "SELECT pg_current_snapshot()::text, NULL::text, NULL::bigint "
+    "UNION ALL "
+    "SELECT status, job_type, count(*) FROM reactor.scheduled_jobs GROUP BY status, job_type LIMIT 10001";
+
 // One row: the next deadline (or NULL) and the statement's now(), as Unix microseconds.
 constexpr const char* kTickSql =
     "SELECT (extract(epoch FROM t) * 1000000)::int8, (extract(epoch FROM now()) * 1000000)::int8 "
@@ -224,6 +240,98 @@ Status Snapshot(Session& s, const SnapshotQuery& q, Reply<SnapshotRows> cb, Sess
         SnapshotRows out;
         out.jobs_json = std::move(*jobs);
         if (auto ids = ReadText(r, 0, 1)) out.reflected = ParseIdArray(*ids);
+        return out;
+      },
+      ticket);
+}
+
+Status History(Session& s, const HistoryQuery& q, Reply<HistoryRows> cb, Session::Ticket* ticket) {
+  std::optional<std::string> before;
+  if (q.before) before = std::to_string(*q.before);
+  return Run<HistoryRows>(
+      s, kHistorySql, {q.job_id, OrNull(q.source), before, OrNull(q.only_user), std::to_string(q.limit + 1)},
+      std::move(cb),
+      [](const pg_result* r) -> Result<HistoryRows> {
+        HistoryRows out;
+        const int n = PQntuples(r);
+        out.payloads.reserve(static_cast<size_t>(n));
+        for (int i = 0; i < n; ++i) {
+          if (auto p = ReadText(r, i, 0)) out.payloads.push_back(std::move(*p));
+        }
+        return out;
+      },
+      ticket);
+}
+
+ActionResult ActionRefusal(std::string_view sqlstate, std::string message) {
+  ActionResult out;
+  out.message = std::move(message);
+  if (sqlstate == "P0002") {
+    out.code = "not_found";
+  } else if (sqlstate == "42501") {
+    out.code = "forbidden";
+  } else if (sqlstate == "55000") {
+    out.code = "conflict";
+  } else if (sqlstate == "55P03") {
+    out.code = "conflict";
+    out.message = "the job is locked by a worker; try again";
+  } else if (sqlstate == "22023" || sqlstate == "22P02" || sqlstate == "23514") {
+    out.code = "bad_request";
+  } else {
+    out.code = "unavailable";  // anything else (a missing migration, a permission): the server's problem
+  }
+  return out;
+}
+
+Status Action(Session& s, const ActionRequest& q, Reply<ActionResult> cb, Session::Ticket* ticket) {
+  Session::Statement st;
+  st.sql = kActionSql;
+  st.params = {q.job_id, q.action, q.actor, OrNull(q.only_user), OrNull(q.arg)};
+  st.cb = [cb = std::move(cb)](const pg_result* r, const std::string& error) {
+    if (!error.empty()) {
+      if (!r) {
+        cb(Status::Error(error));  // cancelled, timed out before an answer, connection lost
+        return;
+      }
+      const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+      const char* primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+      if (state && std::string_view(state) == "57014") {
+        cb(Status::Error(error));  // statement timeout: not the database's answer to the action
+        return;
+      }
+      cb(ActionRefusal(state ? state : "", primary ? primary : error));
+      return;
+    }
+    auto id = ReadInt64(r, 0, 0);
+    if (!id) {
+      cb(Status::Error("reactor.job_action returned no event id"));
+      return;
+    }
+    ActionResult out;
+    out.event_id = *id;
+    cb(out);
+  };
+  return s.Submit(std::move(st), ticket);
+}
+
+Status Counts(Session& s, Reply<CountsRows> cb, Session::Ticket* ticket) {
+  return Run<CountsRows>(
+      s, kCountsSql, {}, std::move(cb),
+      [](const pg_result* r) -> Result<CountsRows> {
+        CountsRows out;
+        const int n = PQntuples(r);
+        for (int i = 0; i < n; ++i) {
+          if (PQgetisnull(r, i, 2)) {
+            if (auto snap = ReadText(r, i, 0)) out.snapshot = std::move(*snap);
+            continue;
+          }
+          CountsRows::Row row;
+          row.status = ReadText(r, i, 0).value_or("");
+          row.job_type = ReadText(r, i, 1).value_or("");
+          row.n = ReadInt64(r, i, 2).value_or(0);
+          out.rows.push_back(std::move(row));
+        }
+        if (out.snapshot.empty()) return Status::Error("no snapshot in the counts");
         return out;
       },
       ticket);

@@ -33,6 +33,12 @@ Status Fetch(Session& s, int64_t id, Reply<std::optional<std::string>> cb);
 Status Resume(Session& s, const ResumeQuery& q, Reply<ResumeRows> cb, Session::Ticket* ticket);
 Status Snapshot(Session& s, const SnapshotQuery& q, Reply<SnapshotRows> cb, Session::Ticket* ticket);
 
+Status History(Session& s, const HistoryQuery& q, Reply<HistoryRows> cb, Session::Ticket* ticket);
+Status Action(Session& s, const ActionRequest& q, Reply<ActionResult> cb, Session::Ticket* ticket);
+Status Counts(Session& s, Reply<CountsRows> cb, Session::Ticket* ticket);
+// The answer for a refusal of reactor.job_action with SQLSTATE `sqlstate` (pure).
+ActionResult ActionRefusal(std::string_view sqlstate, std::string message);
+
 Status Tick(Session& s, Reply<TickAnswer> cb);
 Status Clock(Session& s, Reply<int64_t> cb);
 Status WarmUp(Session& s, Reply<Done> cb);

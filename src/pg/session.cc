@@ -339,7 +339,8 @@ void Session::ReadInput() {
       err = OneLine(PQresultErrorMessage(res));
       if (err.empty()) err = PQresStatus(PQresultStatus(res));
     }
-    done.st.cb(err.empty() ? res : nullptr, err);
+    // A statement the server refused keeps its result (its error fields, e.g. SQLSTATE).
+    done.st.cb(err.empty() || (!cancelled && res) ? res : nullptr, err);
     if (res) PQclear(res);
     if (!conn_) return;  // the callback reconnected or closed
     SendNext();

@@ -67,7 +67,9 @@ class Session {
   enum class State { kIdle, kConnecting, kReady, kBackoff, kClosing, kClosed };
   static const char* StateName(State s);
 
-  // `result` is valid only during the call; `error` is set instead when it failed.
+  // `result` is valid only during the call; `error` is set when it failed — then
+  // `result` is the server's error result when there is one (for PQresultErrorField),
+  // null when the statement was cancelled or the connection failed.
   using Callback = std::function<void(const pg_result* result, const std::string& error)>;
   using Ticket = uint64_t;
 

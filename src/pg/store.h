@@ -66,6 +66,48 @@ struct SnapshotRows {
   std::unordered_set<int64_t> reflected;
 };
 
+// One job's events, newest first (a job's timeline): at most `limit` + 1 rows so that
+// "older ones exist" is visible. `only_user` set: that user's rows only.
+struct HistoryQuery {
+  std::string job_id;
+  std::string source;             // empty: any table
+  std::optional<int64_t> before;  // ids below it only
+  std::string only_user;          // empty: every row (a privileged reader)
+  size_t limit = 100;
+};
+struct HistoryRows {
+  std::vector<std::string> payloads;  // event JSON, newest first
+};
+
+// An operator's action: reactor.job_action() (migration 006), on the client's behalf.
+struct ActionRequest {
+  std::string job_id;
+  std::string action;
+  std::string actor;      // who asked (the token's sub), recorded in the event
+  std::string only_user;  // non-empty: the job must be this user's
+  std::string arg;        // set_priority's priority
+};
+// A refusal by the database is an answer, not an error: `code` says which
+// ("not_found", "forbidden", "conflict", "bad_request"), `message` why. A transport
+// failure (connection lost, timeout, cancelled) is the Result's error.
+struct ActionResult {
+  std::string code;  // empty: done
+  std::string message;
+  int64_t event_id = 0;
+};
+
+// reactor.scheduled_jobs by status × job type, and the snapshot the count saw
+// (pg_current_snapshot() as text) so that the stream can be laid over it exactly.
+struct CountsRows {
+  struct Row {
+    std::string status;
+    std::string job_type;
+    int64_t n = 0;
+  };
+  std::vector<Row> rows;
+  std::string snapshot;
+};
+
 // reactor.tick(): the next deadline (nullopt: nothing scheduled) and the statement's
 // now(), both as Unix microseconds in the server's clock.
 struct TickAnswer {
@@ -73,7 +115,8 @@ struct TickAnswer {
   int64_t server_now_us = 0;
 };
 
-// Reads made on a client's behalf (resume, snapshot). Bounded: per owner (a connection)
+// Reads (and actions) made on a client's behalf (resume, snapshot, history, action, the
+// counts). Bounded: per owner (a connection)
 // and in total; a read over either bound is refused at once. They never delay the
 // event path: they run on a session of their own.
 class ClientReads {
@@ -82,6 +125,9 @@ class ClientReads {
   virtual ~ClientReads() = default;
   virtual Result<Ticket> Resume(uint64_t owner, ResumeQuery q, Reply<ResumeRows> cb) = 0;
   virtual Result<Ticket> Snapshot(uint64_t owner, SnapshotQuery q, Reply<SnapshotRows> cb) = 0;
+  virtual Result<Ticket> History(uint64_t owner, HistoryQuery q, Reply<HistoryRows> cb) = 0;
+  virtual Result<Ticket> Action(uint64_t owner, ActionRequest q, Reply<ActionResult> cb) = 0;
+  virtual Result<Ticket> Counts(uint64_t owner, Reply<CountsRows> cb) = 0;
   // The callback runs with an error "cancelled" (at once, or when the server answers).
   virtual void Cancel(Ticket t) = 0;
 };

@@ -25,6 +25,8 @@ Server::Server(uv_loop_t* loop, ServerConfig config, hub::Hub& hub, HttpHandler 
   prepare_.data = this;
   uv_idle_init(loop_, &idle_);
   idle_.data = this;
+  uv_timer_init(loop_, &console_timer_);
+  console_timer_.data = this;
 }
 
 Server::~Server() { assert(conns_.empty()); }
@@ -71,7 +73,7 @@ void Server::OnConnection(uv_stream_t* listener, int status) {
     return;
   }
   ++self->stats_.accepted;
-  c->peer = PeerName(&c->tcp);
+  c->peer = PeerName(&c->tcp, &c->loopback);
   if (self->conns_.size() > self->config_.max_connections) {
     ++self->stats_.rejected_over_limit;
     Response r = ServiceUnavailable("too many connections");
@@ -201,6 +203,7 @@ void Server::Close(std::function<void()> done) {
     });
   }
   uv_idle_stop(&idle_);
+  uv_timer_stop(&console_timer_);
   hub_.CloseAll(close_code::kGoingAway, "server shutting down");
   std::vector<Conn*> all(conns_.begin(), conns_.end());
   for (Conn* c : all) {
@@ -224,9 +227,10 @@ void Server::MaybeFinishClose() {
       --self->pending_closes_;
       self->MaybeFinishClose();
     };
-    pending_closes_ += 2;
+    pending_closes_ += 3;
     uv_close(reinterpret_cast<uv_handle_t*>(&prepare_), closed);
     uv_close(reinterpret_cast<uv_handle_t*>(&idle_), closed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&console_timer_), closed);
     return;
   }
   if (on_closed_) {
@@ -258,11 +262,21 @@ void Server::WriteMetrics(MetricsText& m) const {
             s.refused_host, "reason=\"host\"");
   m.Counter("reactor_http_refused_total", "Requests refused to protect browsers: a Host not served here (421, DNS rebinding) or a cross-site Origin on /ws (403).",
             s.refused_origin, "reason=\"origin\"");
-  std::vector<double> bounds;
-  for (uint64_t b : s.latency_bounds_us) bounds.push_back(static_cast<double>(b) / 1e6);
   m.Histogram("reactor_delivery_latency_seconds",
-              "From an event's notification being read to its frame written to a subscriber's socket.",
-              bounds, s.latency_counts, static_cast<double>(s.latency_sum_us) / 1e6, s.latency_count);
+              "From an event's notification being read to its frame written to a subscriber's socket.", s.latency);
+  m.Histogram("reactor_event_age_seconds",
+              "From an event's `at` (written in the database, at commit) to its frame written to a subscriber's socket: the delay each viewer sees, one observation per frame.",
+              s.age);
+  // Every connection's queue now (the server's side of each viewer's delay).
+  MicrosHistogram queued{{0, 1024, 16384, 65536, 262144, 1048576, 4194304}};
+  for (const Conn* c : conns_) {
+    if (c->session) queued.Observe(c->session->out().bytes() + c->session->inflight_bytes);
+  }
+  // Bytes, not seconds: written unscaled.
+  std::vector<double> qb;
+  for (uint64_t b : queued.bounds_us) qb.push_back(static_cast<double>(b));
+  m.Histogram("reactor_connection_queue_bytes", "Bytes queued to each WebSocket connection at the scrape.", qb,
+              queued.counts, static_cast<double>(queued.sum_us), queued.count);
 }
 
 }  // namespace reactor::ws

@@ -31,6 +31,7 @@
 #include "core/defaults.h"
 #include "ws/browser_guard.h"
 #include "core/host_port.h"
+#include "core/metrics_text.h"
 #include "core/rate_limit.h"
 #include "core/status.h"
 #include "hub/hub.h"
@@ -86,10 +87,9 @@ struct ServerStats {
   uint64_t read_pauses = 0;     // reading stopped: queued output over max_queue_bytes
   uint64_t stalled_drops = 0;   // HTTP connections dropped: paused and not drained in time
   // Latency from an event entering the hub to its frame fully written to a socket.
-  std::vector<uint64_t> latency_bounds_us{50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000};
-  std::vector<uint64_t> latency_counts = std::vector<uint64_t>(14, 0);
-  uint64_t latency_sum_us = 0;
-  uint64_t latency_count = 0;
+  MicrosHistogram latency{{50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000}};
+  // Age of an event (its `at`, written at commit) when its frame was fully written.
+  MicrosHistogram age{{1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, 5000000, 30000000}};
 };
 
 class Server {
@@ -147,7 +147,7 @@ class Server {
   void Resume(Conn& c);
   static void OnAlloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void OnRead(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
-  void ObserveLatency(uint64_t us);
+  void ObserveLatency(const hub::OutQueue::Stamp& st, uint64_t now_ns, int64_t wall_us);
   void MaybeFinishClose();
 
   uv_loop_t* loop_;
@@ -157,6 +157,7 @@ class Server {
   uv_tcp_t listener_;
   uv_prepare_t prepare_;
   uv_idle_t idle_;  // active while resume cursors have work ready: the loop does not sleep
+  uv_timer_t console_timer_;  // wakes the loop when the hub's Tick() asked to be called again
   bool listening_ = false;
   bool closing_ = false;
   int pending_closes_ = 0;

@@ -123,7 +123,7 @@ void Server::Upgrade(Conn& c, const Request& req) {
   c.deadline_ms = authed ? 0 : uv_now(loop_) + config_.handshake_timeout_ms;
   c.frames = std::make_unique<FrameParser>(config_.max_message);
   c.keepalive = std::make_unique<Keepalive>(static_cast<int64_t>(uv_now(loop_)), config_.ping);
-  c.session = hub_.Open(std::move(who), authed);
+  c.session = hub_.Open(std::move(who), authed, c.loopback);
   c.session->glue = &c;
 
   // The query shortcut: /ws?job_id=…&user_id=…&job_type=a,b&status=…&since=ID

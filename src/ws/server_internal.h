@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/host_port.h"
 #include "hub/hub.h"
 #include "hub/out_queue.h"
 #include "ws/frame.h"
@@ -36,16 +37,26 @@ inline int64_t UnixSeconds() {
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
+inline int64_t UnixMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 inline int64_t UnixMillis() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
-inline std::string PeerName(uv_tcp_t* tcp) {
+// "host:port" of the peer; `*loopback` (when given) tells whether its address is a
+// loopback one (127.0.0.0/8, ::1, ::ffff:127.0.0.0/104).
+inline std::string PeerName(uv_tcp_t* tcp, bool* loopback = nullptr) {
   sockaddr_storage ss{};
   int len = sizeof ss;
+  if (loopback) *loopback = false;
   if (uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "?";
+  if (loopback) *loopback = IsLoopbackAddress(reinterpret_cast<const sockaddr*>(&ss));
   char host[64] = "?";
   int port = 0;
   if (ss.ss_family == AF_INET) {
@@ -75,7 +86,7 @@ struct WriteReq {
   uv_write_t req;
   Server::Conn* conn;
   std::vector<hub::OutQueue::Chunk> chunks;
-  std::vector<uint64_t> stamps;
+  std::vector<hub::OutQueue::Stamp> stamps;
   size_t bytes = 0;
 };
 
@@ -106,6 +117,7 @@ struct Server::Conn {
   size_t inflight = 0;        // bytes handed to the write in flight
   int open_handles = 2;
   std::string peer;
+  bool loopback = false;      // the peer's address is a loopback one
 
   explicit Conn(RequestLimits limits) : parser(limits) {}
   hub::OutQueue& queue() { return !own_out.empty() || !session ? own_out : session->out(); }

@@ -87,6 +87,12 @@ void Server::OnPrepare(uv_prepare_t* p) {
   // Resume cursors first (their frames go out in this pass's writes). While they have
   // work ready, an idle handle keeps the loop from sleeping.
   bool more = self->hub_.Pump();
+  // The console's timers (the totals' pacing and reads) before this pass's writes.
+  if (auto wait = self->hub_.Tick(uv_now(self->loop_)); wait && !self->closing_) {
+    uv_timer_start(&self->console_timer_, [](uv_timer_t*) {}, std::max<uint64_t>(*wait, 1), 0);
+  } else {
+    uv_timer_stop(&self->console_timer_);
+  }
   self->FlushAll();
   // Writes that emptied a queue make room for conflated events: another pass, not a sleep.
   more = more || self->hub_.BacklogReady();
@@ -110,12 +116,11 @@ void Server::FlushAll() {
   }
 }
 
-void Server::ObserveLatency(uint64_t us) {
-  size_t i = 0;
-  while (i < stats_.latency_bounds_us.size() && us > stats_.latency_bounds_us[i]) ++i;
-  ++stats_.latency_counts[i];
-  stats_.latency_sum_us += us;
-  ++stats_.latency_count;
+void Server::ObserveLatency(const hub::OutQueue::Stamp& st, uint64_t now_ns, int64_t wall_us) {
+  stats_.latency.Observe(now_ns > st.received_ns ? (now_ns - st.received_ns) / 1000 : 0);
+  // Commit to socket, across two clocks (the database's `at`, this host's): a clock
+  // ahead of the database's reads as 0.
+  if (st.at_us > 0) stats_.age.Observe(wall_us > st.at_us ? static_cast<uint64_t>(wall_us - st.at_us) : 0);
 }
 
 void Server::Flush(Conn& c) {
@@ -144,8 +149,9 @@ void Server::Flush(Conn& c) {
     }
     ++stats_.writes;
     stats_.bytes_written += static_cast<uint64_t>(n);
-    uint64_t now = SteadyNs();
-    q.Consume(static_cast<size_t>(n), [&](uint64_t stamp) { ObserveLatency((now - stamp) / 1000); });
+    const uint64_t now = SteadyNs();
+    const int64_t wall_us = UnixMicros();
+    q.Consume(static_cast<size_t>(n), [&](const hub::OutQueue::Stamp& st) { ObserveLatency(st, now, wall_us); });
     if (static_cast<size_t>(n) == total) continue;
 
     // The socket is full: hand the rest of these buffers to one asynchronous write.
@@ -157,7 +163,7 @@ void Server::Flush(Conn& c) {
       bufs.push_back(uv_buf_init(const_cast<char*>(ch.view().data()), static_cast<unsigned>(ch.size)));
       w->bytes += ch.size;
     }
-    q.Consume(w->bytes, [&](uint64_t stamp) { w->stamps.push_back(stamp); });
+    q.Consume(w->bytes, [&](const hub::OutQueue::Stamp& st) { w->stamps.push_back(st); });
     if (c.session) c.session->inflight_bytes += w->bytes;
     c.inflight += w->bytes;
     c.writing = true;
@@ -173,8 +179,9 @@ void Server::Flush(Conn& c) {
                         conn->inflight -= wr->bytes;
                         if (status == 0) {
                           self->stats_.bytes_written += wr->bytes;
-                          uint64_t t = SteadyNs();
-                          for (uint64_t stamp : wr->stamps) self->ObserveLatency((t - stamp) / 1000);
+                          const uint64_t t = SteadyNs();
+                          const int64_t wall_us = UnixMicros();
+                          for (const auto& st : wr->stamps) self->ObserveLatency(st, t, wall_us);
                         }
                         delete wr;
                         if (conn->destroying) return;

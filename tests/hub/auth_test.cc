@@ -223,7 +223,7 @@ TEST_CASE("--jwt-issuer: iss must equal it") {
 }
 
 TEST_CASE("filters: users are narrowed to themselves and refused for others") {
-  Principal user{"u1", false, 0};
+  Principal user{"u1", false, 0, ""};
   reactor::Filter f;
   auto narrowed = AuthorizeFilter(user, f);
   REQUIRE(narrowed);

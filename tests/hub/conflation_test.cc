@@ -257,13 +257,13 @@ TEST_CASE("out queue: a ring that wraps, keeps order and stamps, and frees a bur
   std::vector<uint64_t> done;
   int pushed = 0, popped = 0;
   for (int round = 0; round < 50; ++round) {
-    for (int k = 0; k < round % 9 + 1; ++k, ++pushed) q.Push(f(pushed), static_cast<uint64_t>(pushed + 1));
+    for (int k = 0; k < round % 9 + 1; ++k, ++pushed) q.Push(f(pushed), OutQueue::Stamp{static_cast<uint64_t>(pushed + 1), 0});
     // Consume about half of what is queued, sometimes mid-frame.
     auto chunks = q.Gather(1000);
     size_t n = 0;
     for (size_t i = 0; i < chunks.size() / 2; ++i) n += chunks[i].size;
     if (round % 3 == 0 && !chunks.empty()) n += chunks[chunks.size() / 2].size / 2;
-    q.Consume(n, [&](uint64_t st) { done.push_back(st); });
+    q.Consume(n, [&](const OutQueue::Stamp& st) { done.push_back(st.received_ns); });
     size_t bytes = 0;
     chunks = q.Gather(1000);
     for (size_t i = 0; i < chunks.size(); ++i) {
@@ -272,7 +272,7 @@ TEST_CASE("out queue: a ring that wraps, keeps order and stamps, and frees a bur
     }
     CHECK(bytes == q.bytes());
   }
-  q.Consume(q.bytes(), [&](uint64_t st) { done.push_back(st); });
+  q.Consume(q.bytes(), [&](const OutQueue::Stamp& st) { done.push_back(st.received_ns); });
   CHECK(q.empty());
   for (uint64_t st : done) CHECK(st == static_cast<uint64_t>(++popped));
   CHECK(popped == pushed);

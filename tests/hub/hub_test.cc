@@ -90,7 +90,33 @@ struct FakeReads : pg::ClientReads {
     queries.push_back(std::move(x));
     return queries.size();
   }
+  // The console's requests, answered by the test (tickets from 1 000 000 on).
+  std::vector<std::pair<pg::HistoryQuery, pg::Reply<pg::HistoryRows>>> histories;
+  std::vector<std::pair<pg::ActionRequest, pg::Reply<pg::ActionResult>>> actions;
+  std::vector<pg::Reply<pg::CountsRows>> counts;
+  std::vector<Ticket> console_cancelled;
+  static constexpr Ticket kConsole = 1000000;
+  Result<Ticket> History(uint64_t, pg::HistoryQuery q, pg::Reply<pg::HistoryRows> cb) override {
+    if (refuse) return Status::Error("not connected");
+    histories.emplace_back(std::move(q), std::move(cb));
+    return kConsole + histories.size();
+  }
+  Result<Ticket> Action(uint64_t, pg::ActionRequest q, pg::Reply<pg::ActionResult> cb) override {
+    if (refuse) return Status::Error("not connected");
+    actions.emplace_back(std::move(q), std::move(cb));
+    return 2 * kConsole + actions.size();
+  }
+  Result<Ticket> Counts(uint64_t, pg::Reply<pg::CountsRows> cb) override {
+    if (refuse) return Status::Error("not connected");
+    counts.push_back(std::move(cb));
+    return 3 * kConsole + counts.size();
+  }
   void Cancel(Ticket t) override {
+    if (t > kConsole) {
+      console_cancelled.push_back(t);
+      if (t < 2 * kConsole) histories.at(t - kConsole - 1).second(Status::Error("cancelled"));
+      return;
+    }
     Query& q = queries.at(t - 1);
     q.cancelled = true;
     if (q.snapshot) q.snapshot_cb(Status::Error("cancelled"));
@@ -173,7 +199,7 @@ TEST_CASE("hub: welcome, subscribed, routing by filter, unsubscribe") {
   auto s = f.Open();
   auto w = Drain(*s);
   REQUIRE(w.size() == 1);
-  CHECK(w[0] == R"({"type":"welcome","server":"reactor","last_event_id":7})");
+  CHECK(w[0] == R"({"type":"welcome","server":"reactor","last_event_id":7,"mode":"live"})");
 
   f.hub->OnText(*s, R"({"op":"subscribe","id":"a","filter":{"user_id":"u1","job_type":["x","y"],"status":"failed,running"}})");
   CHECK(Drain(*s) == std::vector<std::string>{R"({"type":"subscribed","id":"a","last_event_id":7})"});
@@ -192,7 +218,7 @@ TEST_CASE("hub: welcome, subscribed, routing by filter, unsubscribe") {
   f.hub->OnText(*s, R"({"op":"unsubscribe","id":"a"})");
   CHECK(Has(Drain(*s), R"("code":"unknown_subscription")"));
   f.hub->OnText(*s, R"({"op":"ping"})");
-  CHECK(Drain(*s) == std::vector<std::string>{R"({"type":"pong"})"});
+  CHECK(Drain(*s) == std::vector<std::string>{R"({"type":"pong","queue_bytes":0})"});
   f.hub->OnText(*s, R"({"op":"subscribe","filter":{"colour":"red"}})");
   CHECK(Has(Drain(*s), R"("code":"bad_request")"));
   CHECK(f.hub->stats().bad_requests == 1);
@@ -316,7 +342,7 @@ TEST_CASE("hub: a connection over --max-queue-bytes is closed with 1013, others 
   h->inflight_bytes = 2040;
   f.hub->OnText(*h, R"({"op":"ping"})");
   CHECK(f.closes.size() == 2);
-  CHECK(Has(Drain(*h), R"({"type":"pong"})"));
+  CHECK(Has(Drain(*h), R"({"type":"pong","queue_bytes":)"));
   h->inflight_bytes = 2049;
   f.hub->OnText(*h, R"({"op":"ping"})");
   CHECK(f.closes.size() == 3);
@@ -873,4 +899,210 @@ TEST_CASE("hub: a snapshot waits for the queue to drain instead of closing a con
   auto msgs = Drain(*s);
   CHECK(Has(msgs, R"({"type":"snapshot","id":"snap")"));
   f.hub->Remove(s.get());
+}
+
+TEST_CASE("hub: actions are authorized by the token and answered ack or the database's refusal") {
+  Hub::Config c;
+  c.secret = "k";
+  Fixture f(c);
+  auto admin = f.hub->Open(*f.hub->Authenticate(Token(nullptr, "admin", 0), 1000), true);
+  auto alice = f.hub->Open(*f.hub->Authenticate(Token("alice", "authenticated", 0), 1000), true);
+  auto anon = f.hub->Open(Principal::Open(), false);
+  Drain(*admin);
+  Drain(*alice);
+  Drain(*anon);
+
+  f.hub->OnText(*admin, R"({"op":"action","id":"a1","action":"cancel","job_id":"j1"})");
+  REQUIRE(f.reads.actions.size() == 1);
+  CHECK(f.reads.actions[0].first.actor == "role:admin");
+  CHECK(f.reads.actions[0].first.only_user.empty());
+  CHECK(f.reads.actions[0].first.action == "cancel");
+  f.reads.actions[0].second(pg::ActionResult{"", "", 77});
+  CHECK(Drain(*admin) == std::vector<std::string>{R"({"type":"ack","id":"a1","action":"cancel","job_id":"j1","event_id":77})"});
+
+  // A user: forbidden unless --allow-user-actions; nothing reaches the database.
+  f.hub->OnText(*alice, R"({"op":"action","id":"a2","action":"retry_now","job_id":"j1"})");
+  auto m = Drain(*alice);
+  CHECK(Has(m, R"("code":"forbidden")"));
+  CHECK(Has(m, R"("id":"a2")"));
+  CHECK(Has(m, "--allow-user-actions"));
+  CHECK(f.reads.actions.size() == 1);
+  // Unauthenticated: forbidden.
+  f.hub->OnText(*anon, R"({"op":"action","id":"a3","action":"cancel","job_id":"j1"})");
+  CHECK(Has(Drain(*anon), R"("code":"forbidden")"));
+  // Refusals by the database, and an answer that never came.
+  f.hub->OnText(*admin, R"({"op":"action","id":"a4","action":"cancel","job_id":"gone"})");
+  f.reads.actions.back().second(pg::ActionResult{"not_found", "no job 'gone'", 0});
+  CHECK(Has(Drain(*admin), R"({"type":"error","code":"not_found","message":"no job 'gone'","id":"a4"})"));
+  f.hub->OnText(*admin, R"({"op":"action","id":"a5","action":"cancel","job_id":"j1"})");
+  f.reads.actions.back().second(Status::Error("connection lost"));
+  CHECK(Has(Drain(*admin), R"("code":"unavailable")"));
+  // Bad requests never reach the database.
+  f.hub->OnText(*admin, R"({"op":"action","id":"a6","action":"explode","job_id":"j1"})");
+  CHECK(Has(Drain(*admin), "unknown action 'explode'"));
+  f.hub->OnText(*admin, R"({"op":"action","id":"a7","action":"cancel"})");
+  CHECK(Has(Drain(*admin), "action needs a job_id"));
+  f.hub->OnText(*admin, R"({"op":"action","id":"a8","action":"set_priority","job_id":"j1"})");
+  CHECK(Has(Drain(*admin), "set_priority needs an arg"));
+  CHECK(f.reads.actions.size() == 3);
+  CHECK(f.hub->stats().actions_ok == 1);
+  CHECK(f.hub->stats().actions_failed == 1);
+  // The connection went before the answer: the answer is dropped.
+  f.hub->OnText(*admin, R"({"op":"action","id":"a9","action":"disable","job_id":"j1"})");
+  f.hub->Remove(admin.get());
+  f.reads.actions.back().second(pg::ActionResult{"", "", 78});
+  f.hub->Remove(alice.get());
+  f.hub->Remove(anon.get());
+
+  // --allow-user-actions: a user acts on their own jobs only (the database checks it).
+  Hub::Config c2 = c;
+  c2.allow_user_actions = true;
+  Fixture g(c2);
+  auto bob = g.hub->Open(*g.hub->Authenticate(Token("bob", "authenticated", 0), 1000), true);
+  g.hub->OnText(*bob, R"({"op":"action","id":"b1","action":"set_priority","job_id":"j9","arg":"high"})");
+  REQUIRE(g.reads.actions.size() == 1);
+  CHECK(g.reads.actions[0].first.only_user == "bob");
+  CHECK(g.reads.actions[0].first.actor == "bob");
+  CHECK(g.reads.actions[0].first.arg == "high");
+  g.reads.actions[0].second(pg::ActionResult{"forbidden", "job j9 is not yours", 0});
+  CHECK(Has(Drain(*bob), R"("code":"forbidden")"));
+  g.hub->Remove(bob.get());
+}
+
+TEST_CASE("hub: without a secret, actions from loopback peers only; none in replay") {
+  Fixture f;
+  auto local = f.hub->Open(Principal::Open(), true, true);
+  auto remote = f.hub->Open(Principal::Open(), true, false);
+  Drain(*local);
+  Drain(*remote);
+  f.hub->OnText(*remote, R"({"op":"action","id":"r","action":"cancel","job_id":"j1"})");
+  CHECK(Has(Drain(*remote), "loopback peers only"));
+  f.hub->OnText(*local, R"({"op":"action","id":"l","action":"cancel","job_id":"j1"})");
+  REQUIRE(f.reads.actions.size() == 1);
+  CHECK(f.reads.actions[0].first.actor == "local");
+  f.hub->Remove(local.get());
+  f.hub->Remove(remote.get());
+
+  Hub::Config rc;
+  rc.mode = "replay";
+  Fixture replay(rc, /*query=*/false);
+  auto s = replay.hub->Open(Principal::Open(), true, true);
+  CHECK(Has(Drain(*s), R"("mode":"replay")"));
+  s->out();
+  replay.hub->OnText(*s, R"({"op":"action","id":"x","action":"cancel","job_id":"j1"})");
+  replay.hub->OnText(*s, R"({"op":"history","id":"h","job_id":"j1"})");
+  replay.hub->OnText(*s, R"({"op":"counts"})");
+  auto m = Drain(*s);
+  REQUIRE(m.size() == 3);
+  for (const auto& x : m) CHECK(x.find(R"("code":"unavailable")") != std::string::npos);
+  replay.hub->Remove(s.get());
+}
+
+TEST_CASE("hub: a job's history, authorized, bounded, paged, cancelled with its connection") {
+  Hub::Config c;
+  c.secret = "k";
+  c.max_history_events = 3;
+  Fixture f(c);
+  auto alice = f.hub->Open(*f.hub->Authenticate(Token("alice", "authenticated", 0), 1000), true);
+  auto admin = f.hub->Open(*f.hub->Authenticate(Token("root", "service_role", 0), 1000), true);
+  Drain(*alice);
+  Drain(*admin);
+  f.hub->OnText(*alice, R"({"op":"history","id":"h1","job_id":"j1","limit":50,"before":90})");
+  REQUIRE(f.reads.histories.size() == 1);
+  const auto& q = f.reads.histories[0].first;
+  CHECK(q.only_user == "alice");
+  CHECK(q.limit == 3);  // lowered to --max-history-events
+  CHECK(q.before == 90);
+  // One row more than the limit: "more".
+  f.reads.histories[0].second(pg::HistoryRows{{R"({"id":9})", R"({"id":8})", R"({"id":7})", R"({"id":6})"}});
+  CHECK(Drain(*alice) == std::vector<std::string>{
+      R"({"type":"history","id":"h1","job_id":"j1","events":[{"id":9},{"id":8},{"id":7}],"more":true})"});
+  f.hub->OnText(*admin, R"({"op":"history","id":"h2","job_id":"j1","source":"scheduled_jobs"})");
+  REQUIRE(f.reads.histories.size() == 2);
+  CHECK(f.reads.histories[1].first.only_user.empty());
+  CHECK(f.reads.histories[1].first.source == "scheduled_jobs");
+  f.reads.histories[1].second(pg::HistoryRows{{R"({"id":5})"}});
+  CHECK(Drain(*admin) == std::vector<std::string>{
+      R"({"type":"history","id":"h2","job_id":"j1","events":[{"id":5}],"more":false})"});
+  // Malformed requests.
+  f.hub->OnText(*admin, R"({"op":"history","id":"h3"})");
+  CHECK(Has(Drain(*admin), "history needs a job_id"));
+  f.hub->OnText(*admin, R"({"op":"history","id":"h4","job_id":"j","limit":0})");
+  CHECK(Has(Drain(*admin), "limit must be a positive integer"));
+  // A read in flight when the connection goes is cancelled.
+  f.hub->OnText(*alice, R"({"op":"history","id":"h5","job_id":"j1"})");
+  f.hub->Remove(alice.get());
+  CHECK(f.reads.console_cancelled == std::vector<pg::ClientReads::Ticket>{FakeReads::kConsole + 3});
+  f.hub->Remove(admin.get());
+}
+
+TEST_CASE("hub: counts for privileged viewers, read once, kept from events, sent at most every interval") {
+  Hub::Config c;
+  c.secret = "k";
+  c.counts_interval_ms = 200;
+  c.counts_refresh_ms = 0;
+  Fixture f(c);
+  auto alice = f.hub->Open(*f.hub->Authenticate(Token("alice", "authenticated", 0), 1000), true);
+  auto a1 = f.hub->Open(*f.hub->Authenticate(Token("root", "admin", 0), 1000), true);
+  auto a2 = f.hub->Open(*f.hub->Authenticate(Token("ops", "service_role", 0), 1000), true);
+  Drain(*alice);
+  Drain(*a1);
+  Drain(*a2);
+  f.hub->OnText(*alice, R"({"op":"counts","id":"c"})");
+  CHECK(Has(Drain(*alice), R"("code":"forbidden")"));
+  CHECK_FALSE(f.hub->Tick(0).has_value());  // nobody watches: no read
+  CHECK(f.reads.counts.empty());
+
+  f.hub->OnText(*a1, R"({"op":"counts"})");
+  f.hub->OnText(*a2, R"({"op":"counts"})");
+  f.hub->Tick(1000);
+  REQUIRE(f.reads.counts.size() == 1);  // one read for both viewers
+  f.hub->Tick(1001);
+  CHECK(f.reads.counts.size() == 1);    // not again while it is in flight
+  // An event while the read is in flight, not seen by its snapshot (txid 1012 >= xmax).
+  f.hub->Publish(Ev(12, "j1", "alice", "pending"));
+  pg::CountsRows rows;
+  rows.rows = {{"pending", "t", 4}, {"running", "t", 1}};
+  rows.snapshot = "1010:1011:";
+  f.reads.counts[0](std::move(rows));
+  f.hub->Tick(1002);
+  const std::string first = R"({"type":"counts","as_of":12,"counts":{"pending":{"t":5},"running":{"t":1}}})";
+  CHECK(Drain(*a1) == std::vector<std::string>{first});
+  CHECK(Drain(*a2) == std::vector<std::string>{first});
+  CHECK(Drain(*alice).empty());
+  // Two changes within the interval: one message, after it.
+  Event start = Ev(13, "j1", "alice", "running");
+  start.old_status = "pending";
+  f.hub->Publish(std::move(start));
+  Event done = Ev(14, "j2", "alice", "completed");
+  done.old_status = "running";
+  f.hub->Publish(std::move(done));
+  auto wait = f.hub->Tick(1100);
+  REQUIRE(wait.has_value());
+  CHECK(*wait == 102);
+  CHECK(Drain(*a1).empty());
+  f.hub->Tick(1202);
+  const std::string second = R"({"type":"counts","as_of":14,"counts":{"completed":{"t":1},"pending":{"t":4},"running":{"t":1}}})";
+  CHECK(Drain(*a1) == std::vector<std::string>{second});
+  CHECK(Drain(*a2) == std::vector<std::string>{second});
+  CHECK(f.hub->stats().counts_messages == 2);
+  // Nothing changed: nothing sent. A refresh (after a reconnect) reads again.
+  CHECK_FALSE(f.hub->Tick(2000).has_value());
+  f.hub->RefreshCounts();
+  f.hub->Tick(2001);
+  CHECK(f.reads.counts.size() == 2);
+  // A failed read is retried after a second, the totals kept meanwhile.
+  f.reads.counts[1](Status::Error("timeout"));
+  auto retry = f.hub->Tick(2002);
+  REQUIRE(retry.has_value());
+  CHECK(f.reads.counts.size() == 2);
+  f.hub->Tick(3100);
+  CHECK(f.reads.counts.size() == 3);
+  // Stop: no more messages to that viewer.
+  f.hub->OnText(*a2, R"({"op":"counts","on":false})");
+  CHECK(f.hub->counts_viewers() == 1);
+  f.hub->Remove(a2.get());
+  f.hub->Remove(a1.get());
+  CHECK(f.hub->counts_viewers() == 0);
+  f.hub->Remove(alice.get());
 }

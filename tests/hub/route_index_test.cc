@@ -52,7 +52,7 @@ Filter RandomFilter(std::mt19937& rng) {
 
 Principal RandomPrincipal(std::mt19937& rng) {
   if (rng() % 4 == 0) return Principal::Open();
-  return Principal{"u" + std::to_string(rng() % 6), false, 0};
+  return Principal{"u" + std::to_string(rng() % 6), false, 0, ""};
 }
 
 struct Model {

@@ -22,7 +22,7 @@ SELECT columns_are('reactor', 'scheduler_config', ARRAY[
   'pending_ttl_seconds', 'created_at', 'updated_at']);
 SELECT columns_are('reactor', 'job_events', ARRAY[
   'id', 'job_id', 'source', 'kind', 'status', 'old_status', 'user_id', 'job_type', 'payload',
-  'created_at', 'txid', 'horizon']);
+  'created_at', 'txid', 'horizon', 'cause', 'actor']);
 SELECT columns_are('reactor', 'watched_tables', ARRAY[
   'tbl', 'id_column', 'status_column', 'user_column', 'type_column', 'attached_at']);
 

@@ -26,12 +26,14 @@ SELECT is((SELECT payload - 'id' - 'at' FROM reactor.job_events),
           '{"kind": "status", "job_id": "job_42", "source": "scheduled_jobs", "status": "pending",
             "old_status": null, "user_id": "u1", "job_type": "auto_sync", "attempt": null,
             "progress": null, "message": null, "error": null, "result": null,
-            "scheduled_for": "2026-11-21T06:00:00Z", "deadline": "2026-11-21T06:00:00Z"}'::jsonb,
+            "scheduled_for": "2026-11-21T06:00:00Z", "deadline": "2026-11-21T06:00:00Z",
+            "cause": "sql", "actor": null, "action": null, "priority": "medium", "enabled": true}'::jsonb,
           'the payload of an insert, field by field');
 SELECT is((SELECT array_agg(k ORDER BY k) FROM reactor.job_events, jsonb_object_keys(payload) AS k),
-          ARRAY['at', 'attempt', 'deadline', 'error', 'id', 'job_id', 'job_type', 'kind', 'message',
-                'old_status', 'progress', 'result', 'scheduled_for', 'source', 'status', 'user_id'],
-          'the payload has exactly the contract''s fields plus result and deadline');
+          ARRAY['action', 'actor', 'at', 'attempt', 'cause', 'deadline', 'enabled', 'error', 'id', 'job_id',
+                'job_type', 'kind', 'message', 'old_status', 'priority', 'progress', 'result', 'scheduled_for',
+                'source', 'status', 'user_id'],
+          'the payload has exactly the contract''s fields plus result, deadline (001) and cause, actor, action, priority, enabled (006)');
 SELECT is((SELECT (payload ->> 'id')::bigint FROM reactor.job_events), (SELECT id FROM reactor.job_events),
           'payload.id is the row''s id');
 SELECT is((SELECT payload ->> 'at' FROM reactor.job_events), (SELECT reactor.iso_time(created_at) FROM reactor.job_events),

@@ -98,9 +98,9 @@ SELECT reactor.complete_job('big', :big_exec, jsonb_build_object('blob', repeat(
 SELECT is(collect(3), 3, 'three notifications for the big job');
 SELECT is((SELECT payload FROM notes ORDER BY n DESC LIMIT 1),
           (SELECT jsonb_build_object('id', id, 'kind', 'status', 'job_id', 'big', 'status', 'completed',
-                                     'truncated', true)::text
+                                     'cause', 'worker', 'truncated', true)::text
              FROM reactor.job_events WHERE job_id = 'big' ORDER BY id DESC LIMIT 1),
-          'the oversized event is notified as {id, kind, job_id, status, truncated: true}');
+          'the oversized event is notified as {id, kind, job_id, status, cause, truncated: true}');
 SELECT is((SELECT payload -> 'result' ->> 'blob' FROM reactor.job_events WHERE job_id = 'big' ORDER BY id DESC LIMIT 1),
           repeat('x', 9000), 'the logged event keeps the full result');
 SELECT ok((SELECT octet_length(raw) < 300 FROM notes ORDER BY n DESC LIMIT 1), 'the truncated notification is small');

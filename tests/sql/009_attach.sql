@@ -48,8 +48,9 @@ SELECT is((SELECT payload - 'id' - 'at' FROM reactor.job_events WHERE source = '
           '{"kind": "status", "job_id": "6f1c2d3e-0000-4000-8000-000000000001", "source": "job_queue",
             "status": "pending", "old_status": null, "user_id": "11111111-2222-4333-8444-555555555555",
             "job_type": "sync_youtube", "attempt": 0, "progress": 0, "message": null, "error": null,
-            "result": null, "scheduled_for": null, "deadline": null}'::jsonb,
-          'its payload: attempt from attempts, progress from progress_percent, no schedule, no deadline');
+            "result": null, "scheduled_for": null, "deadline": null, "cause": "sql", "actor": null,
+            "action": null, "priority": null, "enabled": null}'::jsonb,
+          'its payload: attempt from attempts, progress from progress_percent, no schedule, no deadline, cause sql, no priority or enabled column');
 UPDATE supa.job_queue SET status = 'processing', attempts = 1, worker_id = 'w1', started_at = now();
 SELECT results_eq($$SELECT kind, status, old_status, payload -> 'attempt' FROM reactor.job_events
                      WHERE source = 'job_queue' ORDER BY id DESC LIMIT 1$$,
@@ -163,7 +164,8 @@ INSERT INTO public.work_items (id, owner, kind, scheduled_for) VALUES (7, 42, 'r
 SELECT is((SELECT payload - 'id' - 'at' FROM reactor.job_events WHERE source = 'work_items'),
           '{"kind": "status", "job_id": "7", "source": "work_items", "status": "new", "old_status": null,
             "user_id": "42", "job_type": "resize", "attempt": null, "progress": null, "message": null,
-            "error": null, "result": null, "scheduled_for": "2026-01-02T03:04:05.500000Z", "deadline": null}'::jsonb,
+            "error": null, "result": null, "scheduled_for": "2026-01-02T03:04:05.500000Z", "deadline": null,
+            "cause": "sql", "actor": null, "action": null, "priority": null, "enabled": null}'::jsonb,
           'integer id and user as text, enum status as text, scheduled_for as ISO time');
 UPDATE public.work_items SET progress = 12.50, message = 'tile 3/24', attempt = 2;
 SELECT results_eq($$SELECT kind, payload -> 'progress', payload ->> 'message', payload -> 'attempt'
