@@ -32,11 +32,13 @@ function filterFromHash() {
   });
 }
 
+// The hash carries the filter and the job whose timeline is open (`job=`).
 function filterToHash(f) {
   const p = new URLSearchParams();
   if (f.job_type) p.set('job_type', f.job_type.join(','));
   if (f.status) p.set('status', f.status.join(','));
   if (f.user_id) p.set('user_id', f.user_id);
+  if (panel?.job) p.set('job', panel.job.id);
   const h = p.toString();
   history.replaceState(null, '', h ? `#${h}` : location.pathname + location.search);
 }
@@ -132,6 +134,7 @@ const client = new Client({
   onWelcome: (m) => { $('server').textContent = m.server || '—'; },
   onSnapshot: () => {
     $('auth').hidden = true;
+    if (!panel.job) panelFromHash();
     view.invalidate();
   },
   onEvent: (ev) => {
@@ -158,6 +161,7 @@ const client = new Client({
     $('lag-box').hidden = true;  // a replayed event's `at` is history, not a delay
     travel.enter();
     showTotals();
+    if (!panel.job) panelFromHash();
   },
   onReplayEvent: (ev) => {
     rate.add(1, Date.now());
@@ -179,13 +183,22 @@ const client = new Client({
 
 const panel = new JobPanel({ client, timeline, store });
 travel.onMove = () => panel.fromTimeline();
+panel.onClose = () => filterToHash(filter);
 $('rows').addEventListener('click', (e) => {
   const tr = e.target.closest('tr');
   if (!tr || !tr.dataset.job) return;
   for (const t of $('rows').querySelectorAll('tr.selected')) t.classList.remove('selected');
   tr.classList.add('selected');
   panel.open({ id: tr.dataset.job, source: tr.dataset.source });
+  filterToHash(filter);
 });
+
+// A link with #job=ID opens that job's timeline once the connection is up.
+function panelFromHash() {
+  const id = new URLSearchParams(location.hash.slice(1)).get('job');
+  if (id && panel.job?.id !== id) panel.open({ id, source: 'scheduled_jobs' });
+  else if (!id && panel.job) panel.close();
+}
 
 // ---- controls ----
 
@@ -195,7 +208,10 @@ $('filters').addEventListener('submit', (e) => {
 });
 for (const s of STATUSES) $(`f-${s}`).addEventListener('change', () => applyFilter(filterFromForm()));
 $('f-clear').addEventListener('click', () => applyFilter({}));
-window.addEventListener('hashchange', () => applyFilter(filterFromHash()));
+window.addEventListener('hashchange', () => {
+  applyFilter(filterFromHash());
+  panelFromHash();
+});
 
 // A click on a count tile filters by that status (again: clears it).
 for (const s of STATUSES) {

@@ -23,6 +23,7 @@ export { BACKOFF_MIN_MS, BACKOFF_MAX_MS };
 export const SNAPSHOT_LIMIT = 5000;  // the server's cap (src/hub)
 export const PING_EVERY_MS = 5000;   // how often the header asks for this connection's queue
 export const REQUEST_TIMEOUT_MS = 15000;
+const COUNTS_ID = 'counts';          // echoed by the server's refusal
 
 // The package's client, with the console's messages (history, ack, counts, pong and
 // the errors that answer a request by its id) handed to the dashboard first.
@@ -97,7 +98,7 @@ export class Client {
   welcome(m) {
     if (m && m.mode === 'replay') this.enterReplay();
     // Whole-database counts: only a live server has them (a user token is refused).
-    if (this.mode === 'live' && this.rc.send({ op: 'counts' })) this.counts = 'asked';
+    if (this.mode === 'live' && this.rc.send({ op: 'counts', id: COUNTS_ID })) this.counts = 'asked';
     else this.counts = 'refused';
     this.armPing();
     this.onWelcome(m);
@@ -162,14 +163,15 @@ export class Client {
       this.onPong(null);
       return true;
     }
-    // The refusal of {"op":"counts"} (it carries no id): a user's token, a replay, or a
-    // server that does not know the op. The page keeps its own counts; not an error.
-    if (msg.type === 'error' && this.counts === 'asked' && msg.id === undefined
-        && (/count/i.test(msg.message || '') || msg.code === 'forbidden' || msg.code === 'unavailable')
-        && !/^authenticate first/.test(msg.message || '')) {
+    // The refusal of {"op":"counts"}: a user's token (forbidden), a replay (unavailable),
+    // or a server that does not know the op (its error carries no id). The page keeps
+    // its own counts; not an error to show. "authenticate first" goes on to the package
+    // (it asks for a token).
+    if (msg.type === 'error' && this.counts === 'asked'
+        && (msg.id === COUNTS_ID || (msg.id === undefined && /'counts'/.test(msg.message || '')))) {
       this.counts = 'refused';
       this.onCounts(null);
-      return true;
+      return !/^authenticate first/.test(msg.message || '');
     }
     return false;
   }

@@ -26,6 +26,7 @@ export class JobPanel {
     this.loading = false;
     this.limit = PAGE;        // replay: how many are shown
     this.generation = 0;      // answers for a job no longer shown are dropped
+    this.onClose = () => {};
     this.$('p-close').addEventListener('click', () => this.close());
     this.$('p-older').addEventListener('click', () => this.older());
     for (const b of this.$('p-actions').querySelectorAll('button[data-action]')) {
@@ -57,10 +58,12 @@ export class JobPanel {
 
   close() {
     this.generation++;
+    const was = this.job;
     this.job = null;
     this.$('panel').hidden = true;
     delete this.$('panel').dataset.job;
     document.body.classList.remove('with-panel');
+    if (was) this.onClose();
   }
 
   // ---- live: the history op, then the stream ----

@@ -286,7 +286,7 @@ test('client: a welcome with mode "replay" switches at once; the refused snapsho
   l.last().open();
   l.last().recv({ type: 'welcome', server: 'reactor/0.1.0', last_event_id: 40, mode: 'live' });
   assert.equal(l.client.mode, 'live');
-  assert.deepEqual(l.last().sent.slice(1), [{ op: 'counts' }]);
+  assert.deepEqual(l.last().sent.slice(1), [{ op: 'counts', id: 'counts' }]);
 });
 
 test('rate: one bucket per second, the last 60 kept', () => {
@@ -348,7 +348,7 @@ test('client: counts after the welcome; a refusal keeps the page\'s counts; ping
   h.client.start();
   h.last().open();
   h.last().recv({ type: 'welcome', server: 'reactor/0.1.0', last_event_id: 7, mode: 'live' });
-  assert.deepEqual(h.last().sent.slice(-1)[0], { op: 'counts' });
+  assert.deepEqual(h.last().sent.slice(-1)[0], { op: 'counts', id: 'counts' });
   const msg = { type: 'counts', as_of: 7, counts: { pending: { a: 2, b: 1 }, running: { a: 1 } } };
   h.last().recv(msg);
   assert.deepEqual(counts, [msg]);
@@ -367,7 +367,7 @@ test('client: counts after the welcome; a refusal keeps the page\'s counts; ping
   h.last().open();
   // A user's token: counts are refused, silently.
   h.last().recv({ type: 'welcome', server: 'reactor/0.1.0', last_event_id: 9, mode: 'live' });
-  h.last().recv({ type: 'error', code: 'forbidden', message: 'counts need a privileged token' });
+  h.last().recv({ type: 'error', code: 'forbidden', message: "the totals cover every user's jobs: privileged tokens only", id: 'counts' });
   assert.equal(h.client.counts, 'refused');
   assert.deepEqual(errors, ['connection closed (1006)']);
   // An older server: neither op is known; no error shown, no more pings.
