@@ -214,11 +214,9 @@ std::optional<uint64_t> Hub::Tick(uint64_t now_ms) {
                           now_ms - counts_read_ms_ >= config_.counts_refresh_ms;
     const bool untrusted = counts_.wants_read() && now_ms - counts_read_ms_ >= kCountsMinReadGapMs;
     if (counts_refresh_ || !counts_.known() || periodic || untrusted) {
-      if (now_ms >= counts_retry_ms_) {
-        StartCountsRead(now_ms);
-      } else {
-        want(counts_retry_ms_ - now_ms);
-      }
+      if (now_ms >= counts_retry_ms_) StartCountsRead(now_ms);
+      // Refused at once (or still waiting for the retry time): come back for it.
+      if (!counts_reading_) want(counts_retry_ms_ > now_ms ? counts_retry_ms_ - now_ms : kCountsRetryMs);
     } else if (counts_.wants_read()) {
       want(counts_read_ms_ + kCountsMinReadGapMs - now_ms);
     } else if (config_.counts_refresh_ms) {

@@ -205,3 +205,47 @@ test('token refresh: an auth message before exp keeps the connection; without re
   await r.stop();
   await db.end();
 });
+
+test("the operator's console: action, history pages, counts; refusals and a dropped connection reject", { timeout: 30000 }, async () => {
+  const url = await freshDatabase('client_js_console');
+  const db = await connect(url);
+  await db.query(`INSERT INTO reactor.scheduled_jobs (id, job_type, user_id) VALUES ('k1', 'cj', 'u1'), ('k2', 'cj', 'u2')`);
+  const r = await serve(url, ['--jwt-secret', SECRET]);
+  const admin = client(r.port, { token: signJwt({ sub: 'boss', role: 'admin', exp: nowS() + 3600 }, SECRET) });
+  const counts = [];
+  admin.rc.watchCounts((m) => counts.push(m));
+  sub(admin, 'all', {});
+  admin.rc.start();
+  await live(admin);
+  const ack = await admin.rc.action('cancel', 'k1');
+  assert.equal(ack.type, 'ack');
+  await eventually(() => admin.events.some((e) => e.id === ack.event_id && e.cause === 'user' && e.actor === 'boss'), { what: 'the action\'s event' });
+  await assert.rejects(admin.rc.action('cancel', 'k1'), (e) => e.code === 'conflict');
+  await assert.rejects(admin.rc.action('cancel', 'nope'), (e) => e.code === 'not_found');
+  await admin.rc.action('set_priority', 'k2', 'low');
+  const page1 = await admin.rc.history('k1', { limit: 1 });
+  assert.equal(page1.events.length, 1);
+  assert.equal(page1.events[0].id, ack.event_id);
+  assert.equal(page1.more, true);
+  const page2 = await admin.rc.history('k1', { before: page1.events[0].id });
+  assert.equal(page2.more, false);
+  assert.ok(page2.events.every((e) => e.id < ack.event_id));
+  await eventually(() => counts.length > 0 && counts.at(-1).counts.cancelled?.cj === 1, { what: 'counts with the cancelled job' });
+  // A user: no actions without --allow-user-actions, no counts.
+  const u = client(r.port, { token: tokenOf('u2') });
+  const userCounts = [];
+  u.rc.watchCounts((m) => userCounts.push(m));
+  sub(u, 'mine', {});
+  u.rc.start();
+  await live(u);
+  await assert.rejects(u.rc.action('cancel', 'k2'), (e) => e.code === 'forbidden');
+  assert.deepEqual(userCounts, []);
+  // A request outstanding when the connection drops is rejected, not left hanging.
+  const pending = admin.rc.history('k2');
+  admin.rc.ws.terminate();
+  await assert.rejects(pending, (e) => e.code === 'closed');
+  admin.rc.stop();
+  u.rc.stop();
+  await db.end();
+  await r.stop();
+});

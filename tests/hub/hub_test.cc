@@ -1098,6 +1098,19 @@ TEST_CASE("hub: counts for privileged viewers, read once, kept from events, sent
   CHECK(f.reads.counts.size() == 2);
   f.hub->Tick(3100);
   CHECK(f.reads.counts.size() == 3);
+  // A read refused at once (the reads session reconnecting) is tried again a second
+  // later: Tick asks to be called then, even with nothing else going on.
+  f.reads.counts[2](pg::CountsRows{{{"pending", "t", 4}}, "2000:2000:"});
+  f.hub->Tick(3500);  // sends the new totals: nothing else is pending
+  Drain(*a1);
+  f.reads.refuse = true;
+  f.hub->RefreshCounts();
+  auto again = f.hub->Tick(4000);
+  REQUIRE(again.has_value());
+  CHECK(*again == 1000);
+  f.reads.refuse = false;
+  f.hub->Tick(5000);
+  CHECK(f.reads.counts.size() == 4);
   // Stop: no more messages to that viewer.
   f.hub->OnText(*a2, R"({"op":"counts","on":false})");
   CHECK(f.hub->counts_viewers() == 1);

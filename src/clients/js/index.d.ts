@@ -51,7 +51,13 @@ export interface Filter {
   status?: (JobStatus | string)[] | string;
 }
 
-export interface WelcomeMessage { type: 'welcome'; server: string; last_event_id: number }
+export interface WelcomeMessage { type: 'welcome'; server: string; last_event_id: number; mode?: 'live' | 'replay' }
+export type ActionName = 'retry_now' | 'cancel' | 'run_now' | 'enable' | 'disable' | 'set_priority';
+export interface AckMessage { type: 'ack'; id: string; action: ActionName; job_id: string; event_id: number }
+export interface HistoryMessage { type: 'history'; id: string; job_id: string; events: JobEvent[]; more: boolean }
+export interface CountsMessage { type: 'counts'; as_of: number; counts: Record<string, Record<string, number>> }
+/** A refused request: `code` is the server's (forbidden, not_found, conflict, bad_request, unavailable), or closed / busy. */
+export interface RequestError extends Error { code: string }
 export interface SubscribedMessage { type: 'subscribed'; id: string; last_event_id: number }
 export interface SnapshotMessage { type: 'snapshot'; id: string; as_of: number; jobs: JobRow[] }
 export interface GapMessage { type: 'gap'; id: string; after: number }
@@ -131,6 +137,8 @@ export interface ClientOptions {
   onError?: (text: string, message?: ErrorMessage) => void;
   onAuthNeeded?: (why: string) => void;
   onClose?: (close: { code: number; reason: string }) => void;
+  /** Requests (action, history) waiting for their answer at once; more are rejected (`busy`). Default 64. */
+  maxRequests?: number;
 }
 
 export declare class ReactorClient {
@@ -153,6 +161,12 @@ export declare class ReactorClient {
   setToken(token: string | null): void;
   reconnectNow(): void;
   backoffDelay(attempt: number): number;
+  /** An operator's action; rejects with a RequestError. */
+  action(action: ActionName, jobId: string, arg?: string): Promise<AckMessage>;
+  /** A job's events, newest first; page with `before`. */
+  history(jobId: string, options?: { before?: number; limit?: number; source?: string }): Promise<HistoryMessage>;
+  /** Totals by status × job type on every change (at most 5/s); null stops them. */
+  watchCounts(onCounts: ((message: CountsMessage) => void) | null): void;
 }
 
 export declare function matchesFilter(filter: Filter | null | undefined, event: JobEvent): boolean;

@@ -121,7 +121,7 @@ export class ReactorClient {
     setTimeout = (fn, ms) => globalThis.setTimeout(fn, ms),
     clearTimeout = (t) => globalThis.clearTimeout(t), now = () => Date.now(),
     onState = () => {}, onEvent = () => {}, onWelcome = () => {}, onError = () => {},
-    onAuthNeeded = () => {}, onClose = () => {},
+    onAuthNeeded = () => {}, onClose = () => {}, maxRequests = 64,
   } = {}) {
     if (!url) throw new TypeError('reactor-client: url is required');
     if (typeof WebSocket !== 'function') {
@@ -146,6 +146,60 @@ export class ReactorClient {
     this.lastEventId = null;    // the last event received (any subscription)
     this.server = null;
     this.stats = { events: 0, duplicates: 0, gaps: 0, snapshots: 0, reconnects: 0, refreshes: 0 };
+    // Requests awaiting their answer (action, history), by id; at most `maxRequests`.
+    this.requests = new Map();
+    this.maxRequests = maxRequests;
+    this.nextRequest = 0;
+    this.onCounts = null;   // set by watchCounts()
+  }
+
+  // An operator's action on a job (docs/protocol.md, "Actions"): resolves with the `ack`
+  // ({event_id, …}); rejects with an Error whose `code` is the server's (forbidden,
+  // not_found, conflict, bad_request, unavailable) or `closed` when the connection went
+  // before the answer (the action may have been done: its event says so).
+  action(action, jobId, arg = undefined) {
+    const m = { op: 'action', action, job_id: String(jobId) };
+    if (arg !== undefined) m.arg = String(arg);
+    return this._request(m);
+  }
+
+  // A job's events, newest first (docs/protocol.md, "A job's history"): resolves with
+  // {events, more}; the next page is `history(jobId, {before: last id})`.
+  history(jobId, { before, limit, source } = {}) {
+    const m = { op: 'history', job_id: String(jobId) };
+    if (before !== undefined) m.before = before;
+    if (limit !== undefined) m.limit = limit;
+    if (source !== undefined) m.source = source;
+    return this._request(m);
+  }
+
+  // The totals by status × job type (docs/protocol.md, "Counts"): `onCounts(message)` on
+  // each `counts` message, asked again on every connection. null stops them.
+  watchCounts(onCounts) {
+    const was = this.onCounts;
+    this.onCounts = onCounts || null;
+    if (this.onCounts) this._send({ op: 'counts' });
+    else if (was) this._send({ op: 'counts', on: false });
+  }
+
+  _request(m) {
+    if (!this.isOpen() || this.authNeeded) {
+      return Promise.reject(Object.assign(new Error('not connected'), { code: 'closed' }));
+    }
+    if (this.requests.size >= this.maxRequests) {
+      return Promise.reject(Object.assign(new Error(`more than ${this.maxRequests} requests waiting`), { code: 'busy' }));
+    }
+    const id = `r${++this.nextRequest}`;
+    return new Promise((resolve, reject) => {
+      this.requests.set(id, { resolve, reject });
+      this._send({ ...m, id });
+    });
+  }
+
+  _failRequests(why) {
+    const waiting = [...this.requests.values()];
+    this.requests.clear();
+    for (const r of waiting) r.reject(Object.assign(new Error(why), { code: 'closed' }));
   }
 
   start() {
@@ -158,6 +212,7 @@ export class ReactorClient {
   stop(code = 1000, reason = 'bye') {
     this.stopped = true;
     this._clearTimers();
+    this._failRequests('client stopped');
     const ws = this.ws;
     this.ws = null;
     if (ws) { try { ws.close(code, reason); } catch { /* already closing */ } }
@@ -232,6 +287,7 @@ export class ReactorClient {
       this._setState('open');
       if (this.token) this._send({ op: 'auth', token: this.token });
       for (const s of this.subs.values()) { s.subscribed = false; this._send(s.message()); }
+      if (this.onCounts) this._send({ op: 'counts' });
       this._armRefresh();
     };
     ws.onmessage = (m) => {
@@ -249,6 +305,7 @@ export class ReactorClient {
       if (ws !== this.ws) return;
       this.ws = null;
       this._clearTimers();
+      this._failRequests('connection closed before the answer');
       for (const s of this.subs.values()) { s.subscribed = false; s.snapshotPending = false; s.live = false; }
       const code = e && typeof e.code === 'number' ? e.code : 1006;
       const reason = (e && e.reason) || '';
@@ -374,8 +431,26 @@ export class ReactorClient {
         if (s.resnapshotOnGap) s.resnapshot();
         return;
       }
-      case 'error':
+      case 'error': {
+        const r = msg.id !== undefined ? this.requests.get(msg.id) : undefined;
+        if (r) {
+          this.requests.delete(msg.id);
+          r.reject(Object.assign(new Error(msg.message), { code: msg.code }));
+          return;
+        }
         this._error(msg);
+        return;
+      }
+      case 'ack':
+      case 'history': {
+        const r = this.requests.get(msg.id);
+        if (!r) return;
+        this.requests.delete(msg.id);
+        r.resolve(msg);
+        return;
+      }
+      case 'counts':
+        if (this.onCounts) this.onCounts(msg);
         return;
       default:
         return;  // unsubscribed, pong, and anything newer
