@@ -1,10 +1,13 @@
 // The reactor's dashboard: wiring of the store, the connection, the view and the
 // controls. See docs/dashboard.md.
 
-import { JobStore, STATUSES, normalizeFilter } from './store.js';
+import { JobStore, STATUSES, normalizeFilter, serverTotals } from './store.js';
 import { Client } from './client.js';
 import { View, formatTime } from './view.js';
-import { Rate, drawSparkline } from './sparkline.js';
+import { Rate, Lag, drawSparkline, formatMs, formatBytes } from './sparkline.js';
+import { Timeline } from './timeline.js';
+import { TimeTravel } from './travel.js';
+import { JobPanel } from './panel.js';
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'reactor.token';
@@ -12,6 +15,13 @@ const TOKEN_KEY = 'reactor.token';
 const store = new JobStore({ capacity: 10000 });
 const view = new View({ store, maxRows: 500 });
 const rate = new Rate(60);
+const lag = new Lag(100);
+let drawnAts = [];    // `at` of the events received since the last frame (at most 100)
+let lastCounts = null;  // the server's last `counts` message
+// A replay keeps every event for time travel; its state at the scrubber is the store's.
+const timeline = new Timeline({ jobCapacity: store.capacity });
+const travel = new TimeTravel({ timeline, store, view });
+view.hooks.push(() => travel.draw());
 
 // ---- filters: the form, the URL hash (so that a view can be shared), the server ----
 
@@ -22,11 +32,13 @@ function filterFromHash() {
   });
 }
 
+// The hash carries the filter and the job whose timeline is open (`job=`).
 function filterToHash(f) {
   const p = new URLSearchParams();
   if (f.job_type) p.set('job_type', f.job_type.join(','));
   if (f.status) p.set('status', f.status.join(','));
   if (f.user_id) p.set('user_id', f.user_id);
+  if (panel?.job) p.set('job', panel.job.id);
   const h = p.toString();
   history.replaceState(null, '', h ? `#${h}` : location.pathname + location.search);
 }
@@ -55,6 +67,20 @@ function applyFilter(f) {
   filterToHash(f);
   showFilter(f);
   client.setFilter(f);
+  if (client.mode === 'replay') {
+    store.filter = f;
+    travel.refilter();
+  }
+  showTotals();
+}
+
+// The tiles: the server's whole-database counts when it sends them, else the view's.
+function showTotals() {
+  view.totals = client.mode === 'replay' ? null : serverTotals(lastCounts, filter);
+  view.countsNote = client.mode === 'replay' ? 'counts at this point of the replay'
+    : (lastCounts && filter.user_id ? 'counts of the jobs in view (database totals cannot filter by user)' : 'counts of the jobs in view');
+  view.totalsSeq++;
+  view.invalidate();
 }
 
 // ---- connection state in the header ----
@@ -73,6 +99,7 @@ function drawState() {
   const box = $('conn');
   box.dataset.state = st;
   let text = STATE_TEXT[st] ?? st;
+  if (st === 'live' && client.mode === 'replay') text = 'replay';
   if (st === 'reconnecting') {
     const s = Math.max(0, Math.ceil((client.retryAt - Date.now()) / 1000));
     text = `reconnecting in ${s}s`;
@@ -107,10 +134,42 @@ const client = new Client({
   onWelcome: (m) => { $('server').textContent = m.server || '—'; },
   onSnapshot: () => {
     $('auth').hidden = true;
+    if (!panel.job) panelFromHash();
     view.invalidate();
   },
-  onEvent: () => {
+  onEvent: (ev) => {
     rate.add(1, Date.now());
+    if (typeof ev.at === 'string') {
+      drawnAts.push(ev.at);
+      if (drawnAts.length > 200) drawnAts = drawnAts.slice(-100);
+    }
+    panel.live(ev);
+    view.invalidate();
+  },
+  onCounts: (m) => {
+    lastCounts = m;
+    showTotals();
+  },
+  onPong: (p) => {
+    $('queue').textContent = p ? formatBytes(p.queueBytes) : '—';
+    $('queue').title = p ? `round trip ${formatMs(p.rttMs)}` : 'this server does not answer pings';
+  },
+  onReplay: () => {
+    $('auth').hidden = true;
+    store.filter = filter;
+    $('f-hint').textContent = 'filters apply to the replay in this page';
+    $('lag-box').hidden = true;  // a replayed event's `at` is history, not a delay
+    travel.enter();
+    showTotals();
+    if (!panel.job) panelFromHash();
+  },
+  onReplayEvent: (ev) => {
+    rate.add(1, Date.now());
+    travel.add(ev);
+  },
+  onReplayGap: (m) => {
+    timeline.gapAfter = m.after;
+    timeline.seq++;
     view.invalidate();
   },
   onError: (text) => {
@@ -120,6 +179,27 @@ const client = new Client({
   },
 });
 
+// ---- a job's timeline: a click on its row ----
+
+const panel = new JobPanel({ client, timeline, store });
+travel.onMove = () => panel.fromTimeline();
+panel.onClose = () => filterToHash(filter);
+$('rows').addEventListener('click', (e) => {
+  const tr = e.target.closest('tr');
+  if (!tr || !tr.dataset.job) return;
+  for (const t of $('rows').querySelectorAll('tr.selected')) t.classList.remove('selected');
+  tr.classList.add('selected');
+  panel.open({ id: tr.dataset.job, source: tr.dataset.source });
+  filterToHash(filter);
+});
+
+// A link with #job=ID opens that job's timeline once the connection is up.
+function panelFromHash() {
+  const id = new URLSearchParams(location.hash.slice(1)).get('job');
+  if (id && panel.job?.id !== id) panel.open({ id, source: 'scheduled_jobs' });
+  else if (!id && panel.job) panel.close();
+}
+
 // ---- controls ----
 
 $('filters').addEventListener('submit', (e) => {
@@ -128,7 +208,10 @@ $('filters').addEventListener('submit', (e) => {
 });
 for (const s of STATUSES) $(`f-${s}`).addEventListener('change', () => applyFilter(filterFromForm()));
 $('f-clear').addEventListener('click', () => applyFilter({}));
-window.addEventListener('hashchange', () => applyFilter(filterFromHash()));
+window.addEventListener('hashchange', () => {
+  applyFilter(filterFromHash());
+  panelFromHash();
+});
 
 // A click on a count tile filters by that status (again: clears it).
 for (const s of STATUSES) {
@@ -153,6 +236,13 @@ const canvas = $('spark');
 let lastSparkSecond = 0;
 view.hooks.push(() => {
   const now = Date.now();
+  // The delay of the events this frame draws.
+  if (drawnAts.length) {
+    for (const at of drawnAts.slice(-100)) lag.add(now - Date.parse(at));
+    drawnAts = [];
+    $('lag-p50').textContent = formatMs(lag.p50());
+    $('lag-last').textContent = formatMs(lag.last);
+  }
   const sec = Math.floor(now / 1000);
   if (sec !== lastSparkSecond) {
     lastSparkSecond = sec;

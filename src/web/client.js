@@ -8,7 +8,10 @@
 //   statuses, so that a job leaving the filtered statuses leaves the table too.
 // - The header's states: connecting, loading (the snapshot), live, reconnecting,
 //   waiting (the server could not take a snapshot), auth (a token is needed).
-// - A replaying reactor has no snapshots: the table fills from the stream.
+// - A replaying reactor (welcome `mode: "replay"`, or an older one refusing the snapshot
+//   because it replays) has no snapshots: the page subscribes with `since: 0`, unfiltered,
+//   and hands every event to the timeline (onReplayEvent), which filters and folds them
+//   itself (src/web/timeline.js).
 //
 // The WebSocket class, the timers and the random source are parameters, so that tests
 // can drive it.
@@ -18,6 +21,24 @@ import { STATUSES, matches } from './store.js';
 
 export { BACKOFF_MIN_MS, BACKOFF_MAX_MS };
 export const SNAPSHOT_LIMIT = 5000;  // the server's cap (src/hub)
+export const PING_EVERY_MS = 5000;   // how often the header asks for this connection's queue
+export const REQUEST_TIMEOUT_MS = 15000;
+const COUNTS_ID = 'counts';          // echoed by the server's refusal
+
+// The package's client, with the console's messages (history, ack, counts, pong and
+// the errors that answer a request by its id) handed to the dashboard first.
+class Connection extends ReactorClient {
+  _handle(msg) {
+    if (this.onOther && this.onOther(msg)) return;
+    super._handle(msg);
+  }
+
+  send(obj) {
+    if (!this.isOpen()) return false;
+    this._send(obj);
+    return true;
+  }
+}
 
 export class Client {
   constructor({
@@ -27,20 +48,33 @@ export class Client {
     token = null,
     onState = () => {}, onGap = () => {}, onAuthNeeded = () => {}, onEvent = () => {},
     onSnapshot = () => {}, onWelcome = () => {}, onError = () => {},
+    onReplay = () => {}, onReplayEvent = () => {}, onReplayGap = () => {},
+    onCounts = () => {}, onPong = () => {},
   }) {
-    Object.assign(this, { store, onState, onGap, onAuthNeeded, onEvent, onSnapshot, onWelcome, onError });
+    Object.assign(this, {
+      store, onState, onGap, onAuthNeeded, onEvent, onSnapshot, onWelcome, onError, onReplay, onReplayEvent, onReplayGap,
+      onCounts, onPong, setTimeout, clearTimeout, now,
+    });
+    this.requests = new Map();     // request id -> { resolve, timer }
+    this.nextRequest = 1;
+    this.counts = 'off';           // off | asked | on | refused (a user token, a replay, an older server)
+    this.pingTimer = null;
+    this.pingSent = 0;
+    this.mode = 'live';            // 'replay' once the server said it replays a journal
     this.filter = store.filter;
     this.state = 'idle';
     this.early = [];               // "exits" events that came before the snapshot
     this.waiting = false;          // the last snapshot request was refused
-    this.rc = new ReactorClient({
+    this.rc = new Connection({
       url, WebSocket, token, setTimeout, clearTimeout, now, random,
+      onClose: () => this.closed(),
       onState: (s) => this.drawState(s),
       onEvent: (ev) => this.applyEvent(ev),
-      onWelcome: (m) => this.onWelcome(m),
+      onWelcome: (m) => this.welcome(m),
       onError: (text, msg) => this.handleError(text, msg),
       onAuthNeeded: (why) => this.onAuthNeeded(why),
     });
+    this.rc.onOther = (msg) => this.other(msg);
     this.subscribe();
   }
 
@@ -53,10 +87,132 @@ export class Client {
   setToken(token) { this.rc.setToken(token); }
   reconnectNow() { this.rc.reconnectNow(); }
 
-  // New filter: re-subscribe with it and a fresh snapshot.
+  // New filter: re-subscribe with it and a fresh snapshot. In a replay the timeline
+  // filters (it has every event): nothing to ask the server.
   setFilter(filter) {
     this.filter = filter;
+    if (this.mode === 'replay') return;
     this.subscribe();
+  }
+
+  welcome(m) {
+    if (m && m.mode === 'replay') this.enterReplay();
+    // Whole-database counts: only a live server has them (a user token is refused).
+    if (this.mode === 'live' && this.rc.send({ op: 'counts', id: COUNTS_ID })) this.counts = 'asked';
+    else this.counts = 'refused';
+    this.armPing();
+    this.onWelcome(m);
+  }
+
+  // ---- requests answered by id: history, action ----
+
+  // Sends `obj` with a fresh id; resolves with the reply (history, ack) or the error
+  // that echoes the id; a closed connection or no answer in time is an error too.
+  request(obj, timeoutMs = REQUEST_TIMEOUT_MS) {
+    const id = `r${this.nextRequest++}`;
+    return new Promise((resolve) => {
+      if (!this.rc.send({ ...obj, id })) {
+        resolve({ type: 'error', code: 'unavailable', message: 'not connected', id });
+        return;
+      }
+      const timer = this.setTimeout(() => {
+        this.requests.delete(id);
+        resolve({ type: 'error', code: 'timeout', message: `no answer in ${timeoutMs / 1000} s`, id });
+      }, timeoutMs);
+      this.requests.set(id, { resolve, timer });
+    });
+  }
+
+  history(jobId, { before, limit = 100, source } = {}) {
+    const m = { op: 'history', job_id: jobId, limit };
+    if (typeof before === 'number') m.before = before;
+    if (source && source !== 'scheduled_jobs') m.source = source;
+    return this.request(m);
+  }
+
+  action(action, jobId, arg) {
+    const m = { op: 'action', action, job_id: jobId };
+    if (arg !== undefined) m.arg = arg;
+    return this.request(m);
+  }
+
+  // The messages the package does not know. True: handled here.
+  other(msg) {
+    if (!msg || typeof msg !== 'object') return false;
+    if (typeof msg.id === 'string' && this.requests.has(msg.id)
+        && (msg.type === 'error' || msg.type === 'history' || msg.type === 'ack')) {
+      const r = this.requests.get(msg.id);
+      this.requests.delete(msg.id);
+      this.clearTimeout(r.timer);
+      r.resolve(msg);
+      return true;
+    }
+    if (msg.type === 'counts') {
+      this.counts = 'on';
+      this.onCounts(msg);
+      return true;
+    }
+    if (msg.type === 'pong') {
+      this.onPong({ queueBytes: typeof msg.queue_bytes === 'number' ? msg.queue_bytes : null, rttMs: this.now() - this.pingSent });
+      return true;
+    }
+    // A server without the op: no more pings on this connection.
+    if (msg.type === 'error' && msg.id === undefined && /'ping'/.test(msg.message || '')) {
+      if (this.pingTimer !== null) this.clearTimeout(this.pingTimer);
+      this.pingTimer = null;
+      this.onPong(null);
+      return true;
+    }
+    // The refusal of {"op":"counts"}: a user's token (forbidden), a replay (unavailable),
+    // or a server that does not know the op (its error carries no id). The page keeps
+    // its own counts; not an error to show. "authenticate first" goes on to the package
+    // (it asks for a token).
+    if (msg.type === 'error' && this.counts === 'asked'
+        && (msg.id === COUNTS_ID || (msg.id === undefined && /'counts'/.test(msg.message || '')))) {
+      this.counts = 'refused';
+      this.onCounts(null);
+      return !/^authenticate first/.test(msg.message || '');
+    }
+    return false;
+  }
+
+  armPing() {
+    if (this.pingTimer !== null) this.clearTimeout(this.pingTimer);
+    this.pingTimer = this.setTimeout(() => {
+      this.pingTimer = null;
+      this.pingSent = this.now();
+      if (this.rc.send({ op: 'ping' })) this.armPing();
+    }, PING_EVERY_MS);
+  }
+
+  closed() {
+    if (this.pingTimer !== null) this.clearTimeout(this.pingTimer);
+    this.pingTimer = null;
+    for (const [id, r] of this.requests) {
+      this.clearTimeout(r.timer);
+      r.resolve({ type: 'error', code: 'unavailable', message: 'the connection closed', id });
+    }
+    this.requests.clear();
+    if (this.counts === 'on') this.onCounts(null);
+    this.counts = 'off';
+  }
+
+  // The whole replay from its start (the server's history ring), every event.
+  enterReplay() {
+    if (this.mode === 'replay') return;
+    this.mode = 'replay';
+    this.early = [];
+    this.waiting = false;
+    if (this.rc.subscription('exits')) this.rc.unsubscribe('exits');
+    this.rc.subscribe('jobs', {
+      filter: {}, since: 0,
+      // No snapshot to fall back on: the timeline starts where the server's ring did.
+      resnapshotOnGap: false,
+      onGap: (m) => this.onReplayGap(m),
+      onSubscribed: () => this.drawState(this.rc.state),
+    });
+    this.onReplay();
+    this.drawState(this.rc.state);
   }
 
   subscribe() {
@@ -111,6 +267,10 @@ export class Client {
 
   // Every event once (the package de-duplicates by id).
   applyEvent(ev) {
+    if (this.mode === 'replay') {
+      this.onReplayEvent(ev);
+      return;
+    }
     if (this.jobs?.snapshotPending) {
       // Only "exits" events arrive now (the server holds "jobs" until its snapshot);
       // they are weighed against the snapshot once it is here.
@@ -123,13 +283,10 @@ export class Client {
   }
 
   handleError(text, msg) {
-    if (msg && this.jobs?.snapshotPending && /replay/.test(msg.message || '')) {
-      // A replaying reactor has no database to take snapshots from: follow the stream
-      // from here, the table filling as events come.
-      this.early = [];
-      this.store.reset([], { filter: this.filter });
-      this.rc.subscribe('jobs', { filter: this.filter, onGap: (m) => this.onGap(m) });
-      this.drawState(this.rc.state);
+    if (msg && /replay/.test(msg.message || '') && (this.mode === 'replay' || this.jobs?.snapshotPending)) {
+      // A replaying reactor has no database to take snapshots from (a server that says
+      // so in its welcome gets this answer to the first subscription too).
+      this.enterReplay();
       return;
     }
     this.onError(text);

@@ -71,3 +71,44 @@ export function drawSparkline(canvas, rate, nowMs) {
   ctx.lineJoin = 'round';
   ctx.stroke();
 }
+
+// This page's delay, commit to screen: for each event drawn, the time from its `at` (the
+// server's clock) to the frame that drew it. The last one and the median of the last
+// `n` (100).
+export class Lag {
+  constructor(n = 100) {
+    this.n = n;
+    this.values = [];
+    this.last = null;
+  }
+
+  add(ms) {
+    if (!Number.isFinite(ms)) return;
+    this.values.push(ms);
+    if (this.values.length > this.n) this.values.splice(0, this.values.length - this.n);
+    this.last = ms;
+  }
+
+  p50() {
+    if (this.values.length === 0) return null;
+    const v = this.values.slice().sort((a, b) => a - b);
+    return v[Math.floor((v.length - 1) / 2)];
+  }
+}
+
+// "35 ms", "1.2 s", "4 min".
+export function formatMs(ms) {
+  if (ms === null || !Number.isFinite(ms)) return '—';
+  const a = Math.abs(ms);
+  if (a < 1000) return `${Math.round(ms)} ms`;
+  if (a < 60000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${Math.round(ms / 60000)} min`;
+}
+
+// "0 B", "12 KiB", "3.5 MiB".
+export function formatBytes(n) {
+  if (n === null || !Number.isFinite(n)) return '—';
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${Math.round(n / 1024)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}

@@ -37,11 +37,36 @@ export function matches(filter, { job_type, status, user_id }) {
   return true;
 }
 
+// The tiles' numbers from a `counts` message ({as_of, counts: {status: {job_type: n}}},
+// totals of the whole database) under `filter`: only the filtered job types count; the
+// status filter leaves the tiles alone (they choose it). A user filter cannot be applied
+// to totals by type: null, and the tiles count the jobs in view.
+export function serverTotals(msg, filter = {}) {
+  if (!msg || typeof msg.counts !== 'object' || msg.counts === null || filter.user_id) return null;
+  const byStatus = {};
+  const byType = {};
+  for (const [status, types] of Object.entries(msg.counts)) {
+    if (!types || typeof types !== 'object') continue;
+    byType[status] = {};
+    let sum = 0;
+    for (const [type, n] of Object.entries(types)) {
+      if (typeof n !== 'number' || (filter.job_type && !filter.job_type.includes(type))) continue;
+      byType[status][type] = n;
+      sum += n;
+    }
+    byStatus[status] = sum;
+  }
+  return { byStatus, byType, asOf: msg.as_of, types: filter.job_type ? filter.job_type.join(', ') : '' };
+}
+
 export class JobStore {
   // capacity: the most jobs kept; beyond it the least recently changed are forgotten
   // (and the counts say so).
-  constructor({ capacity = 10000 } = {}) {
+  // trackChanges: false for a fold nobody draws (the timeline's), whose changed set
+  // nobody would take.
+  constructor({ capacity = 10000, trackChanges = true } = {}) {
     this.capacity = capacity;
+    this.trackChanges = trackChanges;
     this.filter = {};
     this.jobs = new Map();
     this.counts = Object.fromEntries(STATUSES.map((s) => [s, 0]));
@@ -80,6 +105,9 @@ export class JobStore {
         error: asText(r.last_error),
         scheduledFor: r.scheduled_for ?? null,
         updated: r.updated_at ?? null,
+        cause: null,  // an event's: known from the job's next one
+        actor: null,
+        action: null,
         eventId: 0,
       };
       this.insert(row);
@@ -111,7 +139,7 @@ export class JobStore {
     const next = row ? { ...row } : {
       key, id: String(ev.job_id), source: ev.source || DEFAULT_SOURCE, eventId: 0,
       type: null, user: null, status: null, progress: null, message: null, attempt: null,
-      error: null, scheduledFor: null, updated: null,
+      error: null, scheduledFor: null, updated: null, cause: null, actor: null, action: null,
     };
     // Every event carries the job's whole state after the change, whatever its kind.
     if ('status' in ev) next.status = ev.status;
@@ -122,6 +150,11 @@ export class JobStore {
     if ('scheduled_for' in ev) next.scheduledFor = ev.scheduled_for;
     if ('progress' in ev) next.progress = ev.progress;
     if ('message' in ev) next.message = ev.message;
+    // The cause of the change (migration 006): worker, retry, schedule, timeout, expiry,
+    // user (with the actor and the action) or sql. Older events have none: nothing shown.
+    next.cause = typeof ev.cause === 'string' ? ev.cause : null;
+    next.actor = typeof ev.actor === 'string' ? ev.actor : null;
+    next.action = typeof ev.action === 'string' ? ev.action : null;
     next.kind = ev.kind;
     next.updated = ev.at ?? next.updated;
     if (typeof ev.id === 'number') next.eventId = ev.id;
@@ -130,6 +163,30 @@ export class JobStore {
     this.evict();
     this.seq++;
     return 'upsert';
+  }
+
+  // Replaces everything with a state the timeline kept (src/web/timeline.js): its rows
+  // (shared, never modified: apply() makes a new row for every change) in the order of
+  // their last change, the ones outside `filter` left out. Nothing flashes.
+  load({ jobs, lastEventId = 0, events = 0, partial = false }, filter = this.filter) {
+    this.filter = filter;
+    this.jobs = new Map();
+    for (const s of STATUSES) this.counts[s] = 0;
+    this.other = 0;
+    const all = Object.keys(filter).length === 0;
+    for (const row of jobs.values()) {
+      if (all || matches(filter, { job_type: row.type, status: row.status, user_id: row.user })) this.insert(row);
+    }
+    this.changed = new Set();
+    this.lastEventId = lastEventId;
+    this.events = events;
+    this.partial = partial;
+    this.seq++;
+  }
+
+  // What load() takes: this state, to be kept while this store goes on changing.
+  save() {
+    return { jobs: new Map(this.jobs), lastEventId: this.lastEventId, events: this.events, partial: this.partial };
   }
 
   // The `n` most recently changed rows, newest first.
@@ -149,7 +206,7 @@ export class JobStore {
 
   insert(row) {
     this.jobs.set(row.key, row);
-    this.changed.add(row.key);
+    if (this.trackChanges) this.changed.add(row.key);
     if (row.status in this.counts) this.counts[row.status]++;
     else this.other++;
   }

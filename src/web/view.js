@@ -22,6 +22,17 @@ export function formatTime(iso, { millis = false, nowMs = Date.now() } = {}) {
 
 const fmtInt = (n) => n.toLocaleString('en-US');
 
+// The cause badge of a row or an event (migration 006): "retry", "user · alice"; no
+// cause (an older event, a snapshot row): nothing.
+export function causeText({ cause, actor, action }) {
+  if (!cause) return { text: '', title: '' };
+  if (cause === 'user') {
+    const who = actor || '?';
+    return { text: `user · ${who}`, title: `${action ? `${action} by` : 'by'} ${who}` };
+  }
+  return { text: cause, title: `cause: ${cause}` };
+}
+
 // Writing the same text again still costs a style and layout pass: skip it.
 function setText(node, text) {
   if (node.textContent !== text) node.textContent = text;
@@ -47,6 +58,12 @@ export class View {
     this.frame = 0;
     this.flashes = 0;
     this.hooks = [];        // extra per-frame work (sparkline, header)
+    // Whole-database counts from the server (the `counts` op), or null: then the tiles
+    // count the jobs in view. { byStatus, byType: {status: {type: n}}, asOf }.
+    this.totals = null;
+    this.totalsSeq = 0;
+    this.drawnTotals = -1;
+    this.countsNote = 'counts of the jobs in view';
     this.counts = Object.fromEntries(STATUSES.map((s) => [s, this.$(`count-${s}`)]));
     // A flash is over once its animation ends; the class goes, so that nothing restarts it.
     this.tbody.addEventListener('animationend', (e) => {
@@ -67,11 +84,22 @@ export class View {
   draw() {
     for (const h of this.hooks) h();
     const s = this.store;
-    if (s.seq === this.drawnSeq) return;
+    if (s.seq === this.drawnSeq && this.totalsSeq === this.drawnTotals) return;
     this.drawnSeq = s.seq;
-    for (const st of STATUSES) setText(this.counts[st], fmtInt(s.counts[st]));
+    this.drawnTotals = this.totalsSeq;
+    const t = this.totals;
+    for (const st of STATUSES) {
+      setText(this.counts[st], fmtInt(t ? (t.byStatus[st] ?? 0) : s.counts[st]));
+      const tile = this.counts[st].parentElement;
+      const types = t ? Object.entries(t.byType[st] ?? {}).sort((a, b) => b[1] - a[1]) : [];
+      const title = t ? (types.length ? types.map(([k, n]) => `${k}: ${fmtInt(n)}`).join('\n') : 'none') : '';
+      if (tile.title !== title) tile.title = title;
+    }
+    setText(this.$('counts-src'), t ? `database totals as of event ${t.asOf}${t.types ? ` · job type ${t.types}` : ''}` : this.countsNote);
+    this.$('counts-src').dataset.source = t ? 'server' : 'view';
     setText(this.$('count-total'), fmtInt(s.size));
-    if (this.$('cap-note').hidden === s.partial) this.$('cap-note').hidden = !s.partial;
+    const capped = s.partial && !t;
+    if (this.$('cap-note').hidden === capped) this.$('cap-note').hidden = !capped;
     setText(this.$('last-id'), s.lastEventId ? String(s.lastEventId) : '—');
     this.drawTable();
   }
@@ -149,7 +177,7 @@ export class View {
     const tr = el('tr');
     tr.setAttribute('role', 'row');
     const cells = {};
-    for (const name of ['id', 'type', 'user', 'status', 'progress', 'attempt', 'error', 'scheduled', 'updated']) {
+    for (const name of ['id', 'type', 'user', 'status', 'cause', 'progress', 'attempt', 'error', 'scheduled', 'updated']) {
       const td = el('td', `c-${name}`);
       td.setAttribute('role', 'cell');
       cells[name] = td;
@@ -165,6 +193,7 @@ export class View {
     prog.append(bar, cells.pct);
     cells.progress.appendChild(prog);
     tr.dataset.job = row.id;
+    tr.dataset.source = row.source;
     return { tr, cells, row: null, flip: false };
   }
 
@@ -181,6 +210,16 @@ export class View {
     if (old.status !== row.status) {
       cells.badge.textContent = row.status ?? '?';
       cells.badge.className = `badge s-${row.status ?? 'unknown'}`;
+    }
+    if (old.cause !== row.cause || old.actor !== row.actor || old.action !== row.action) {
+      const { text, title } = causeText(row);
+      cells.cause.textContent = '';
+      cells.cause.title = title;
+      if (text) {
+        const b = el('span', `cause k-${row.cause}`);
+        b.textContent = text;
+        cells.cause.appendChild(b);
+      }
     }
     if (old.progress !== row.progress || old.message !== row.message || old.status !== row.status) {
       const p = typeof row.progress === 'number' ? Math.max(0, Math.min(100, row.progress)) : null;

@@ -100,8 +100,9 @@ async function connState(page, state, timeout) {
   await page.waitForFunction((s) => document.getElementById('conn').dataset.state === s, state, { timeout });
 }
 
-async function dbCounts(db) {
-  const r = await db.query('SELECT status, count(*)::int AS n FROM reactor.scheduled_jobs GROUP BY status');
+async function dbCounts(db, type = null) {
+  const r = await db.query(`SELECT status, count(*)::int AS n FROM reactor.scheduled_jobs
+                             WHERE $1::text IS NULL OR job_type = $1 GROUP BY status`, [type]);
   const out = { pending: 0, running: 0, completed: 0, failed: 0, cancelled: 0, expired: 0 };
   for (const row of r.rows) out[row.status] = row.n;
   return out;
@@ -196,8 +197,11 @@ test('dashboard: live rows and counts, server-side filters, a killed connection,
     }, { timeout: 3000, what: `only running beta jobs (${wantShown}) in the table` });
     const shown = await tableRows(page);
     for (const r of Object.values(shown)) assert.deepEqual([r.type, r.status], ['beta', 'running']);
+    // The tiles are the database's totals of the filtered job type (the server's counts),
+    // whatever the status filter; "jobs in view" the rows.
     await countIs(page, 'running', 3);
-    await countIs(page, 'pending', 0);
+    await countIs(page, 'pending', (await dbCounts(db, 'beta')).pending);
+    await countIs(page, 'total', 3);
     // A matching job arrives, one leaves the filtered status, others change outside it.
     const e3 = await startJob(db, 'beta_2');
     await rowIs(page, 'beta_2', { status: 'running' });

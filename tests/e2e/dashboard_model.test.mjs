@@ -3,9 +3,10 @@
 // socket and a fake clock. No browser, no reactor.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { JobStore, normalizeFilter, matches } from '../../src/web/store.js';
-import { Client, BACKOFF_MIN_MS, BACKOFF_MAX_MS } from '../../src/web/client.js';
-import { Rate } from '../../src/web/sparkline.js';
+import { JobStore, normalizeFilter, matches, serverTotals } from '../../src/web/store.js';
+import { Client, BACKOFF_MIN_MS, BACKOFF_MAX_MS, PING_EVERY_MS, REQUEST_TIMEOUT_MS } from '../../src/web/client.js';
+import { Rate, Lag } from '../../src/web/sparkline.js';
+import { mergeEvents, runDurations, formatDuration, changeText } from '../../src/web/jobhistory.js';
 
 const ev = (id, job_id, status, extra = {}) => ({
   id, kind: 'status', job_id, source: 'scheduled_jobs', status, old_status: null, user_id: 'u1',
@@ -233,19 +234,59 @@ test('client: a snapshot the server cannot take is asked for again', () => {
   assert.deepEqual(h.last().sent.slice(-1)[0], { op: 'subscribe', id: 'jobs', filter: {}, snapshot: true });
 });
 
-test('client: a replaying reactor (no snapshots) is followed live', () => {
-  const h = harness();
+test('client: a replaying reactor (no snapshots) is followed from its start, every event to the timeline', () => {
+  const replayed = [];
+  const replays = [];
+  const h = harness({ onReplay: () => replays.push(1), onReplayEvent: (e) => replayed.push(e.id) });
   h.client.start();
   h.last().open();
+  h.client.setFilter({ job_type: ['alpha'], status: ['running'] });
+  // An older server says so only when refusing the snapshot.
   h.last().recv({ type: 'error', code: 'bad_request', message: 'snapshots need the database (not available in replay)' });
-  assert.deepEqual(h.last().sent.slice(-1)[0], { op: 'subscribe', id: 'jobs', filter: {} });
+  assert.equal(h.client.mode, 'replay');
+  assert.equal(replays.length, 1);
+  // Unfiltered (the timeline filters), from the start; the "exits" subscription goes.
+  assert.deepEqual(h.last().sent.slice(-2), [{ op: 'unsubscribe', id: 'exits' }, { op: 'subscribe', id: 'jobs', filter: {}, since: 0 }]);
+  h.last().recv({ type: 'subscribed', id: 'jobs', last_event_id: 0 });
   assert.equal(h.client.state, 'live');
-  h.last().recv({ type: 'event', event: ev(3, 'a', 'running') });
-  assert.equal(h.store.size, 1);
+  h.last().recv({ type: 'event', event: ev(3, 'a', 'running', { job_type: 'beta' }) });
+  assert.deepEqual(replayed, [3], 'every event goes to the timeline, whatever the filter');
+  assert.equal(h.store.size, 0, 'the store is the timeline\'s to move');
+  // A new filter asks nothing of the server.
+  const sent = h.last().sent.length;
+  h.client.setFilter({});
+  assert.equal(h.last().sent.length, sent);
   h.last().drop();
   h.advance(BACKOFF_MIN_MS);
   h.last().open();
   assert.deepEqual(h.last().sent, [{ op: 'subscribe', id: 'jobs', filter: {}, since: 3 }]);
+});
+
+test('client: a welcome with mode "replay" switches at once; the refused snapshot is not an error', () => {
+  const errors = [];
+  const gaps = [];
+  const h = harness({ onError: (t) => errors.push(t), onReplayGap: (m) => gaps.push(m) });
+  h.client.start();
+  h.last().open();
+  h.last().recv({ type: 'welcome', server: 'reactor/0.1.0', last_event_id: 40, mode: 'replay' });
+  assert.equal(h.client.mode, 'replay');
+  assert.deepEqual(h.last().sent, [
+    { op: 'subscribe', id: 'jobs', filter: {}, snapshot: true },
+    { op: 'subscribe', id: 'jobs', filter: {}, since: 0 }]);
+  h.last().recv({ type: 'error', code: 'bad_request', message: 'snapshots need the database (not available in replay)' });
+  assert.deepEqual(errors, []);
+  assert.equal(h.last().sent.length, 2, 'nothing more asked');
+  // The ring had let the start go: reported, no snapshot asked for.
+  h.last().recv({ type: 'gap', id: 'jobs', after: 0 });
+  assert.deepEqual(gaps, [{ type: 'gap', id: 'jobs', after: 0 }]);
+  assert.equal(h.last().sent.length, 2);
+  // A live server's welcome changes nothing.
+  const l = harness();
+  l.client.start();
+  l.last().open();
+  l.last().recv({ type: 'welcome', server: 'reactor/0.1.0', last_event_id: 40, mode: 'live' });
+  assert.equal(l.client.mode, 'live');
+  assert.deepEqual(l.last().sent.slice(1), [{ op: 'counts', id: 'counts' }]);
 });
 
 test('rate: one bucket per second, the last 60 kept', () => {
@@ -258,4 +299,132 @@ test('rate: one bucket per second, the last 60 kept', () => {
   r.add(1, 100000);
   assert.equal(r.current(100000), 0);
   assert.equal(r.peak(), 1);
+});
+
+test('store: the cause of the last event, and none for an event without one', () => {
+  const s = new JobStore();
+  s.apply(ev(1, 'a', 'pending', { cause: 'sql', actor: null, action: null }));
+  assert.equal(s.newest(1)[0].cause, 'sql');
+  s.apply(ev(2, 'a', 'cancelled', { cause: 'user', actor: 'alice', action: 'cancel' }));
+  assert.deepEqual(['cause', 'actor', 'action'].map((k) => s.newest(1)[0][k]), ['user', 'alice', 'cancel']);
+  // An old event (before migration 006) after it: its cause is unknown, not the previous one.
+  s.apply(ev(3, 'a', 'pending'));
+  assert.deepEqual(['cause', 'actor', 'action'].map((k) => s.newest(1)[0][k]), [null, null, null]);
+});
+
+test('client: history and action requests are answered by id; errors echo it; a drop fails them', async () => {
+  const h = harness();
+  h.client.start();
+  h.last().open();
+  const hist = h.client.history('J', { before: 90, limit: 50 });
+  const act = h.client.action('set_priority', 'J', 'high');
+  const [m1, m2] = h.last().sent.slice(-2);
+  assert.deepEqual(m1, { op: 'history', job_id: 'J', limit: 50, before: 90, id: m1.id });
+  assert.deepEqual(m2, { op: 'action', action: 'set_priority', job_id: 'J', arg: 'high', id: m2.id });
+  assert.notEqual(m1.id, m2.id);
+  h.last().recv({ type: 'error', code: 'forbidden', message: "another user's job", id: m2.id });
+  h.last().recv({ type: 'history', id: m1.id, job_id: 'J', events: [ev(80, 'J', 'running')], more: false });
+  assert.deepEqual(await act, { type: 'error', code: 'forbidden', message: "another user's job", id: m2.id });
+  assert.equal((await hist).events[0].id, 80);
+  // A pending request fails when the connection drops; one that is not answered times out.
+  const lost = h.client.action('cancel', 'K');
+  h.last().drop();
+  assert.equal((await lost).code, 'unavailable');
+  h.advance(BACKOFF_MIN_MS);
+  h.last().open();
+  const slow = h.client.action('cancel', 'K');
+  h.advance(REQUEST_TIMEOUT_MS);
+  assert.equal((await slow).code, 'timeout');
+  // Not connected: an error at once.
+  h.last().drop();
+  assert.equal((await h.client.history('J')).code, 'unavailable');
+});
+
+test('client: counts after the welcome; a refusal keeps the page\'s counts; pings every 5 s', () => {
+  const counts = [];
+  const pongs = [];
+  const errors = [];
+  const h = harness({ onCounts: (m) => counts.push(m), onPong: (p) => pongs.push(p), onError: (t) => errors.push(t) });
+  h.client.start();
+  h.last().open();
+  h.last().recv({ type: 'welcome', server: 'reactor/0.1.0', last_event_id: 7, mode: 'live' });
+  assert.deepEqual(h.last().sent.slice(-1)[0], { op: 'counts', id: 'counts' });
+  const msg = { type: 'counts', as_of: 7, counts: { pending: { a: 2, b: 1 }, running: { a: 1 } } };
+  h.last().recv(msg);
+  assert.deepEqual(counts, [msg]);
+  assert.equal(h.client.counts, 'on');
+  h.advance(PING_EVERY_MS);
+  assert.deepEqual(h.last().sent.slice(-1)[0], { op: 'ping' });
+  h.advance(12);
+  h.last().recv({ type: 'pong', queue_bytes: 512 });
+  assert.deepEqual(pongs, [{ queueBytes: 512, rttMs: 12 }]);
+  h.advance(PING_EVERY_MS);
+  assert.equal(h.last().sent.filter((m) => m.op === 'ping').length, 2);
+  // A drop forgets the server's counts (null: the page counts again).
+  h.last().drop();
+  assert.deepEqual(counts.slice(-1), [null]);
+  h.advance(BACKOFF_MIN_MS);
+  h.last().open();
+  // A user's token: counts are refused, silently.
+  h.last().recv({ type: 'welcome', server: 'reactor/0.1.0', last_event_id: 9, mode: 'live' });
+  h.last().recv({ type: 'error', code: 'forbidden', message: "the totals cover every user's jobs: privileged tokens only", id: 'counts' });
+  assert.equal(h.client.counts, 'refused');
+  assert.deepEqual(errors, ['connection closed (1006)']);
+  // An older server: neither op is known; no error shown, no more pings.
+  const o = harness({ onError: (t) => errors.push(t), onPong: (p) => pongs.push(p) });
+  o.client.start();
+  o.last().open();
+  o.last().recv({ type: 'welcome', server: 'reactor/0.1.0', last_event_id: 1 });
+  o.last().recv({ type: 'error', code: 'bad_request', message: "unknown op 'counts'" });
+  o.advance(PING_EVERY_MS);
+  o.last().recv({ type: 'error', code: 'bad_request', message: "unknown op 'ping'" });
+  o.advance(3 * PING_EVERY_MS);
+  assert.equal(o.last().sent.filter((m) => m.op === 'ping').length, 1);
+  assert.equal(errors.length, 1);
+  assert.equal(pongs.slice(-1)[0], null);
+});
+
+test('store: the tiles from the server\'s counts, under a filter', () => {
+  const msg = { as_of: 40, counts: { pending: { a: 2, b: 5 }, running: { a: 1 }, failed: { b: 3 } } };
+  const all = serverTotals(msg);
+  assert.deepEqual(all.byStatus, { pending: 7, running: 1, failed: 3 });
+  assert.equal(all.asOf, 40);
+  assert.deepEqual(all.byType.pending, { a: 2, b: 5 });
+  const b = serverTotals(msg, normalizeFilter({ job_type: 'b', status: ['running'] }));
+  assert.deepEqual(b.byStatus, { pending: 5, running: 0, failed: 3 });
+  assert.equal(serverTotals(msg, { user_id: 'u1' }), null, 'totals cannot be cut by user');
+  assert.equal(serverTotals(null), null);
+});
+
+test('job history: merged by id newest first; the time each attempt ran; the change', () => {
+  const e = (id, status, old, at, extra = {}) => ev(id, 'J', status, { old_status: old, at, ...extra });
+  const page1 = [e(9, 'failed', 'running', '2026-11-21T06:00:09.500Z', { attempt: 2 }),
+    e(7, 'running', 'pending', '2026-11-21T06:00:07Z', { attempt: 2 })];
+  const live = [e(10, 'pending', 'failed', '2026-11-21T06:00:10Z', { cause: 'retry' }), e(9, 'failed', 'running', '2026-11-21T06:00:09.500Z')];
+  const page2 = [e(5, 'pending', 'failed', '2026-11-21T06:00:05Z'), e(4, 'failed', 'running', '2026-11-21T06:00:04Z'),
+    e(2, 'running', 'pending', '2026-11-21T06:00:01.250Z'), e(1, 'pending', null, '2026-11-21T06:00:00Z')];
+  const merged = mergeEvents(mergeEvents(page1, live), page2);
+  assert.deepEqual(merged.map((x) => x.id), [10, 9, 7, 5, 4, 2, 1]);
+  const d = runDurations(merged);
+  assert.deepEqual([...d.entries()].sort(), [[4, 2750], [9, 2500]]);
+  // Without the older page, the first run's start is unknown: no duration.
+  assert.deepEqual([...runDurations(mergeEvents(page1, live)).keys()], [9]);
+  assert.equal(formatDuration(850), '850 ms');
+  assert.equal(formatDuration(2750), '2.75 s');
+  assert.equal(formatDuration(185000), '3 min 05 s');
+  assert.equal(changeText(merged[0]), 'failed → pending');
+  assert.equal(changeText(merged[6]), 'new → pending');
+  assert.equal(changeText({ kind: 'progress', progress: 40, message: 'step 2' }), 'progress 40% · step 2');
+  assert.equal(changeText({ kind: 'action', action: 'set_priority', priority: 'high', status: 'pending', old_status: 'pending' }), 'set_priority high');
+});
+
+test('lag: the last and the median of the last 100', () => {
+  const l = new Lag(100);
+  assert.equal(l.p50(), null);
+  for (let i = 1; i <= 150; i++) l.add(i);
+  assert.equal(l.last, 150);
+  assert.equal(l.values.length, 100);
+  assert.equal(l.p50(), 100);  // of 51..150
+  l.add(NaN);
+  assert.equal(l.last, 150);
 });

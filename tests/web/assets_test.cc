@@ -141,7 +141,8 @@ TEST_CASE("web: the embedded dashboard is complete") {
     CHECK(a.body.find("https://") == std::string_view::npos);
     CHECK(a.content_type != "application/octet-stream");
   }
-  for (const char* p : {"/app.js", "/client.js", "/store.js", "/view.js", "/sparkline.js", "/style.css"}) {
+  for (const char* p : {"/app.js", "/client.js", "/store.js", "/view.js", "/sparkline.js", "/timeline.js",
+                        "/travel.js", "/panel.js", "/jobhistory.js", "/style.css"}) {
     INFO(p);
     CHECK(t.Find(p) != nullptr);
   }
