@@ -48,7 +48,8 @@ void Hub::OnAction(Session& s, const ClientMessage& m) {
   if (!hooks_.reads) return refuse("unavailable", "no database (replay)");
   const uint64_t sid = s.id();
   const std::string id = m.id, action = m.action, job_id = m.job_id;
-  auto t = hooks_.reads->Action(sid, std::move(q), [this, sid, id, action, job_id](Result<pg::ActionResult> r) {
+  const bool user = !q.only_user.empty();
+  auto t = hooks_.reads->Action(sid, std::move(q), [this, sid, id, action, job_id, user](Result<pg::ActionResult> r) {
     Session* live = Live(sid);
     if (!r) {
       ++stats_.actions_failed;
@@ -56,6 +57,12 @@ void Hub::OnAction(Session& s, const ClientMessage& m) {
       return;
     }
     if (!r->code.empty()) {
+      // A user is not told whether another user's job exists: "not yours" and "no such
+      // job" read the same.
+      if (user && (r->code == "not_found" || r->code == "forbidden")) {
+        r->code = "forbidden";
+        r->message = "no job " + JsonString(job_id) + " of yours";
+      }
       ++stats_.actions_refused;
       if (r->code == "forbidden") ++stats_.forbidden;
       if (live) SendControl(*live, ErrorMessage(r->code, r->message, id));

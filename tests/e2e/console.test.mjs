@@ -87,8 +87,13 @@ test("refusals: another user's job, a state the action does not apply to, an unk
   const conflict = await act(bob, 'b2', 'cancel', 'done1');
   assert.equal(conflict.code, 'conflict');
   assert.match(conflict.message, /completed/);
+  // A user cannot tell another user's job from none at all.
   const missing = await act(bob, 'b3', 'cancel', 'no-such-job');
-  assert.equal(missing.code, 'not_found');
+  assert.equal(missing.code, 'forbidden');
+  assert.equal(missing.message.replace('no-such-job', 'other1'), forbidden.message);
+  const ops1 = await ops();
+  assert.equal((await act(ops1, 'o1', 'cancel', 'no-such-job')).code, 'not_found');
+  await ops1.close();
   const bad = await act(bob, 'b4', 'set_priority', 'own1', { arg: 'urgent' });
   assert.equal(bad.code, 'bad_request');
   const after = (await db.query('SELECT max(id)::int AS m FROM reactor.job_events')).rows[0].m;

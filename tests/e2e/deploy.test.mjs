@@ -65,7 +65,7 @@ test('systemd-analyze verify accepts the installed unit; it carries the sandboxi
   const text = readFileSync(path.join(p, 'lib/systemd/system/reactor.service'), 'utf8');
   for (const line of ['DynamicUser=yes', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'ProtectHome=yes',
     'PrivateTmp=yes', 'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX', 'SystemCallFilter=@system-service',
-    'LimitNOFILE=65536', 'Restart=on-failure', 'EnvironmentFile=/etc/reactor/reactor.env', 'KillSignal=SIGTERM']) {
+    'LimitNOFILE=131072', 'Restart=on-failure', 'EnvironmentFile=/etc/reactor/reactor.env', 'KillSignal=SIGTERM']) {
     assert.match(text, new RegExp(`^${line.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'), line);
   }
   // verify checks that ExecStart is executable on this host and that `man reactor(1)`

@@ -964,8 +964,13 @@ TEST_CASE("hub: actions are authorized by the token and answered ack or the data
   CHECK(g.reads.actions[0].first.only_user == "bob");
   CHECK(g.reads.actions[0].first.actor == "bob");
   CHECK(g.reads.actions[0].first.arg == "high");
-  g.reads.actions[0].second(pg::ActionResult{"forbidden", "job j9 is not yours", 0});
-  CHECK(Has(Drain(*bob), R"("code":"forbidden")"));
+  g.reads.actions[0].second(pg::ActionResult{"forbidden", "job 'j9' is not a job of user 'bob'", 0});
+  auto refused = Drain(*bob);
+  CHECK(Has(refused, R"({"type":"error","code":"forbidden","message":"no job \"j9\" of yours","id":"b1"})"));
+  // An unknown job reads the same to a user (no probing for other users' job ids).
+  g.hub->OnText(*bob, R"({"op":"action","id":"b2","action":"cancel","job_id":"j9"})");
+  g.reads.actions[1].second(pg::ActionResult{"not_found", "unknown job 'j9'", 0});
+  CHECK(Has(Drain(*bob), R"({"type":"error","code":"forbidden","message":"no job \"j9\" of yours","id":"b2"})"));
   g.hub->Remove(bob.get());
 }
 
