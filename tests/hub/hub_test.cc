@@ -1116,6 +1116,21 @@ TEST_CASE("hub: counts for privileged viewers, read once, kept from events, sent
   f.reads.refuse = false;
   f.hub->Tick(5000);
   CHECK(f.reads.counts.size() == 4);
+  // A viewer whose queue is over half of --max-queue-bytes skips totals (never closed for
+  // them) and gets the newest once it has drained.
+  a1->out().Push(std::make_shared<const std::string>(std::string(c.max_queue_bytes / 2 + 1, 'x')));
+  Drain(*a2);
+  f.hub->Publish(TxEv(15, 2100, 2100, "j3", "alice", "pending"));  // after the last read's snapshot
+  f.hub->Tick(6000);
+  CHECK(Drain(*a2).size() == 1);
+  CHECK(f.closes.empty());
+  CHECK(a1->out().frames() == 1);  // only the filler: the totals were skipped
+  a1->out().Consume(a1->out().bytes());
+  auto later = f.hub->Tick(6300);
+  auto got = Drain(*a1);
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].find(R"("as_of":15)") != std::string::npos);
+  (void)later;
   // Stop: no more messages to that viewer.
   f.hub->OnText(*a2, R"({"op":"counts","on":false})");
   CHECK(f.hub->counts_viewers() == 1);
