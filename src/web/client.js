@@ -25,8 +25,8 @@ export const PING_EVERY_MS = 5000;   // how often the header asks for this conne
 export const REQUEST_TIMEOUT_MS = 15000;
 const COUNTS_ID = 'counts';          // echoed by the server's refusal
 
-// The package's client, with the console's messages (history, ack, counts, pong and
-// the errors that answer a request by its id) handed to the dashboard first.
+// The package's client, with the messages the dashboard handles itself (counts and
+// their refusal, pong) handed to it first; history and action go through the package.
 class Connection extends ReactorClient {
   _handle(msg) {
     if (this.onOther && this.onOther(msg)) return;
@@ -55,8 +55,6 @@ export class Client {
       store, onState, onGap, onAuthNeeded, onEvent, onSnapshot, onWelcome, onError, onReplay, onReplayEvent, onReplayGap,
       onCounts, onPong, setTimeout, clearTimeout, now,
     });
-    this.requests = new Map();     // request id -> { resolve, timer }
-    this.nextRequest = 1;
     this.counts = 'off';           // off | asked | on | refused (a user token, a replay, an older server)
     this.pingTimer = null;
     this.pingSent = 0;
@@ -66,7 +64,7 @@ export class Client {
     this.early = [];               // "exits" events that came before the snapshot
     this.waiting = false;          // the last snapshot request was refused
     this.rc = new Connection({
-      url, WebSocket, token, setTimeout, clearTimeout, now, random,
+      url, WebSocket, token, setTimeout, clearTimeout, now, random, requestTimeoutMs: REQUEST_TIMEOUT_MS,
       onClose: () => this.closed(),
       onState: (s) => this.drawState(s),
       onEvent: (ev) => this.applyEvent(ev),
@@ -104,49 +102,29 @@ export class Client {
     this.onWelcome(m);
   }
 
-  // ---- requests answered by id: history, action ----
+  // ---- requests answered by id: history, action (the package's) ----
 
-  // Sends `obj` with a fresh id; resolves with the reply (history, ack) or the error
-  // that echoes the id; a closed connection or no answer in time is an error too.
-  request(obj, timeoutMs = REQUEST_TIMEOUT_MS) {
-    const id = `r${this.nextRequest++}`;
-    return new Promise((resolve) => {
-      if (!this.rc.send({ ...obj, id })) {
-        resolve({ type: 'error', code: 'unavailable', message: 'not connected', id });
-        return;
-      }
-      const timer = this.setTimeout(() => {
-        this.requests.delete(id);
-        resolve({ type: 'error', code: 'timeout', message: `no answer in ${timeoutMs / 1000} s`, id });
-      }, timeoutMs);
-      this.requests.set(id, { resolve, timer });
-    });
+  // The package's answer, or its refusal as a value the panel shows: {type: 'error',
+  // code, message, id}; a closed connection reads `unavailable`.
+  settle(request) {
+    return request.then((m) => m, (e) => ({
+      type: 'error', code: e.code === 'closed' ? 'unavailable' : (e.code || 'unavailable'), message: e.message, id: e.id,
+    }));
   }
 
   history(jobId, { before, limit = 100, source } = {}) {
-    const m = { op: 'history', job_id: jobId, limit };
-    if (typeof before === 'number') m.before = before;
-    if (source && source !== 'scheduled_jobs') m.source = source;
-    return this.request(m);
+    return this.settle(this.rc.history(jobId, {
+      before: typeof before === 'number' ? before : undefined,
+      limit,
+      source: source && source !== 'scheduled_jobs' ? source : undefined,
+    }));
   }
 
-  action(action, jobId, arg) {
-    const m = { op: 'action', action, job_id: jobId };
-    if (arg !== undefined) m.arg = arg;
-    return this.request(m);
-  }
+  action(action, jobId, arg) { return this.settle(this.rc.action(action, jobId, arg)); }
 
   // The messages the package does not know. True: handled here.
   other(msg) {
     if (!msg || typeof msg !== 'object') return false;
-    if (typeof msg.id === 'string' && this.requests.has(msg.id)
-        && (msg.type === 'error' || msg.type === 'history' || msg.type === 'ack')) {
-      const r = this.requests.get(msg.id);
-      this.requests.delete(msg.id);
-      this.clearTimeout(r.timer);
-      r.resolve(msg);
-      return true;
-    }
     if (msg.type === 'counts') {
       this.counts = 'on';
       this.onCounts(msg);
@@ -188,11 +166,6 @@ export class Client {
   closed() {
     if (this.pingTimer !== null) this.clearTimeout(this.pingTimer);
     this.pingTimer = null;
-    for (const [id, r] of this.requests) {
-      this.clearTimeout(r.timer);
-      r.resolve({ type: 'error', code: 'unavailable', message: 'the connection closed', id });
-    }
-    this.requests.clear();
     if (this.counts === 'on') this.onCounts(null);
     this.counts = 'off';
   }

@@ -56,8 +56,8 @@ export type ActionName = 'retry_now' | 'cancel' | 'run_now' | 'enable' | 'disabl
 export interface AckMessage { type: 'ack'; id: string; action: ActionName; job_id: string; event_id: number }
 export interface HistoryMessage { type: 'history'; id: string; job_id: string; events: JobEvent[]; more: boolean }
 export interface CountsMessage { type: 'counts'; as_of: number; counts: Record<string, Record<string, number>> }
-/** A refused request: `code` is the server's (forbidden, not_found, conflict, bad_request, unavailable), or closed / busy. */
-export interface RequestError extends Error { code: string }
+/** A refused request: `code` is the server's (forbidden, not_found, conflict, bad_request, unavailable), or closed / busy / timeout; `id` the request's. */
+export interface RequestError extends Error { code: string; id?: string }
 export interface SubscribedMessage { type: 'subscribed'; id: string; last_event_id: number }
 export interface SnapshotMessage { type: 'snapshot'; id: string; as_of: number; jobs: JobRow[] }
 export interface GapMessage { type: 'gap'; id: string; after: number }
@@ -139,6 +139,8 @@ export interface ClientOptions {
   onClose?: (close: { code: number; reason: string }) => void;
   /** Requests (action, history) waiting for their answer at once; more are rejected (`busy`). Default 64. */
   maxRequests?: number;
+  /** A request not answered in this long is rejected (`timeout`). Default 15 000. */
+  requestTimeoutMs?: number;
 }
 
 export declare class ReactorClient {

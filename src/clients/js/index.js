@@ -121,7 +121,7 @@ export class ReactorClient {
     setTimeout = (fn, ms) => globalThis.setTimeout(fn, ms),
     clearTimeout = (t) => globalThis.clearTimeout(t), now = () => Date.now(),
     onState = () => {}, onEvent = () => {}, onWelcome = () => {}, onError = () => {},
-    onAuthNeeded = () => {}, onClose = () => {}, maxRequests = 64,
+    onAuthNeeded = () => {}, onClose = () => {}, maxRequests = 64, requestTimeoutMs = 15000,
   } = {}) {
     if (!url) throw new TypeError('reactor-client: url is required');
     if (typeof WebSocket !== 'function') {
@@ -149,6 +149,7 @@ export class ReactorClient {
     // Requests awaiting their answer (action, history), by id; at most `maxRequests`.
     this.requests = new Map();
     this.maxRequests = maxRequests;
+    this.requestTimeoutMs = requestTimeoutMs;
     this.nextRequest = 0;
     this.onCounts = null;   // set by watchCounts()
   }
@@ -191,15 +192,32 @@ export class ReactorClient {
     }
     const id = `r${++this.nextRequest}`;
     return new Promise((resolve, reject) => {
-      this.requests.set(id, { resolve, reject });
+      const timer = this.setTimeout(() => {
+        if (!this.requests.delete(id)) return;
+        reject(Object.assign(new Error(`no answer in ${this.requestTimeoutMs / 1000} s`), { code: 'timeout', id }));
+      }, this.requestTimeoutMs);
+      this.requests.set(id, { resolve, reject, timer });
       this._send({ ...m, id });
     });
   }
 
+  // The request `id` answered: its timer stopped, its entry gone (undefined: not ours, or
+  // answered already / timed out).
+  _takeRequest(id) {
+    const r = id !== undefined ? this.requests.get(id) : undefined;
+    if (!r) return undefined;
+    this.requests.delete(id);
+    this.clearTimeout(r.timer);
+    return r;
+  }
+
   _failRequests(why) {
-    const waiting = [...this.requests.values()];
+    const waiting = [...this.requests.entries()];
     this.requests.clear();
-    for (const r of waiting) r.reject(Object.assign(new Error(why), { code: 'closed' }));
+    for (const [id, r] of waiting) {
+      this.clearTimeout(r.timer);
+      r.reject(Object.assign(new Error(why), { code: 'closed', id }));
+    }
   }
 
   start() {
@@ -432,10 +450,9 @@ export class ReactorClient {
         return;
       }
       case 'error': {
-        const r = msg.id !== undefined ? this.requests.get(msg.id) : undefined;
+        const r = this._takeRequest(msg.id);
         if (r) {
-          this.requests.delete(msg.id);
-          r.reject(Object.assign(new Error(msg.message), { code: msg.code }));
+          r.reject(Object.assign(new Error(msg.message), { code: msg.code, id: msg.id }));
           return;
         }
         this._error(msg);
@@ -443,10 +460,8 @@ export class ReactorClient {
       }
       case 'ack':
       case 'history': {
-        const r = this.requests.get(msg.id);
-        if (!r) return;
-        this.requests.delete(msg.id);
-        r.resolve(msg);
+        const r = this._takeRequest(msg.id);
+        if (r) r.resolve(msg);
         return;
       }
       case 'counts':
