@@ -115,6 +115,7 @@ bool CountsKeeper::OnRead(Totals totals, const PgSnapshot& snap) {
 
 void CountsKeeper::OnEvent(const Event& ev, uint64_t horizon) {
   if (ev.is_logged() && ev.id > as_of_) as_of_ = ev.id;
+  if (!known_ && !reading_) return;  // nobody has asked for totals: nothing to keep
   if (filter_ && horizon != 0 && horizon >= filter_->xmax) filter_.reset();
   bool untrusted = false;
   auto d = DeltaOf(ev, &untrusted);

@@ -96,13 +96,20 @@ void Hub::OnHistory(Session& s, const ClientMessage& m) {
   const size_t limit = q.limit;
   const uint64_t sid = s.id();
   const std::string id = m.id, job_id = m.job_id;
-  auto ticket = std::make_shared<pg::ClientReads::Ticket>(0);
-  auto t = hooks_.reads->History(sid, std::move(q), [this, sid, id, job_id, limit, ticket](Result<pg::HistoryRows> r) {
+  // The read's ticket, once History() has returned it; `done` when the answer came first
+  // (a read that failed at once answers inside the call).
+  struct Pending {
+    pg::ClientReads::Ticket ticket = 0;
+    bool done = false;
+  };
+  auto pending = std::make_shared<Pending>();
+  auto t = hooks_.reads->History(sid, std::move(q), [this, sid, id, job_id, limit, pending](Result<pg::HistoryRows> r) {
+    pending->done = true;
     if (!r && r.error() == "cancelled") return;
     Session* live = Live(sid);
     if (!live) return;
     auto& mine = live->history_reads_;
-    mine.erase(std::remove(mine.begin(), mine.end(), *ticket), mine.end());
+    mine.erase(std::remove(mine.begin(), mine.end(), pending->ticket), mine.end());
     if (!r) {
       SendControl(*live, ErrorMessage("unavailable", "history not read: " + r.error(), id));
       return;
@@ -127,8 +134,8 @@ void Hub::OnHistory(Session& s, const ClientMessage& m) {
     SendControl(s, ErrorMessage("unavailable", "history not read: " + t.error(), m.id));
     return;
   }
-  *ticket = *t;
-  s.history_reads_.push_back(*t);
+  pending->ticket = *t;
+  if (!pending->done) s.history_reads_.push_back(*t);
 }
 
 void Hub::OnCounts(Session& s, const ClientMessage& m) {
@@ -197,7 +204,10 @@ void Hub::SendCounts(Session* only) {
   auto send = [&](Session& x) {
     // Totals are state: a viewer whose queue is half full skips this one and gets a
     // later one (never closed for them).
-    if (x.out_.bytes() + x.inflight_bytes > config_.max_queue_bytes / 2) return;
+    if (x.out_.bytes() + x.inflight_bytes > config_.max_queue_bytes / 2) {
+      ++counts_skipped_;
+      return;
+    }
     ++stats_.control_frames;
     if (Send(x, frame, false)) x.counts_version_ = counts_.version();
   };
@@ -205,6 +215,8 @@ void Hub::SendCounts(Session* only) {
     send(*only);
     return;
   }
+  counts_skipped_ = 0;
+  counts_sent_version_ = counts_.version();
   for (uint64_t id : counts_sessions_) {
     Session* x = Live(id);
     if (x && x->counts_version_ != counts_.version()) send(*x);
@@ -230,13 +242,9 @@ std::optional<uint64_t> Hub::Tick(uint64_t now_ms) {
       want(counts_read_ms_ + config_.counts_refresh_ms - now_ms);
     }
   }
-  if (!counts_.known()) return next;
-  bool behind = false;
-  for (uint64_t id : counts_sessions_) {
-    Session* x = Live(id);
-    if (x && x->counts_version_ != counts_.version()) behind = true;
-  }
-  if (!behind) return next;
+  // Nothing new since the last round, and nobody skipped it: nothing to send (a new
+  // viewer got the totals when it asked).
+  if (!counts_.known() || (counts_.version() == counts_sent_version_ && counts_skipped_ == 0)) return next;
   if (now_ms - counts_sent_ms_ >= config_.counts_interval_ms) {
     counts_sent_ms_ = now_ms;
     SendCounts(nullptr);

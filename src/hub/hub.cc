@@ -8,6 +8,10 @@
 
 namespace reactor::hub {
 
+namespace {
+OutQueue::Stamp StampOf(const Published& p) { return OutQueue::Stamp{p.received_ns, p.event.at_us}; }
+}  // namespace
+
 Session::Sub* Session::Find(std::string_view id) {
   for (auto& s : subs_) {
     if (s.id == id) return &s;
@@ -120,7 +124,7 @@ bool Hub::DrainBacklog(Session& s) {
     PublishedRef e = p;
     b.pop_front();
     bool was_empty = s.out_.empty();
-    s.out_.Push(FrameRef(e, &e->frame), OutQueue::Stamp{e->received_ns, e->event.at_us});
+    s.out_.Push(FrameRef(e, &e->frame), StampOf(*e));
     stats_.bytes += e->frame.size();
     ++stats_.frames;
     if (was_empty && hooks_.wake) hooks_.wake(s);
@@ -146,7 +150,7 @@ bool Hub::BacklogReady() const {
   return false;
 }
 
-bool Hub::Send(Session& s, FrameRef f, bool event, uint64_t stamp_ns, const PublishedRef* p,
+bool Hub::Send(Session& s, FrameRef f, bool event, OutQueue::Stamp stamp, const PublishedRef* p,
                bool conflate) {
   if (s.closing_) return false;
   if (event && s.backlog_ && p) {
@@ -158,7 +162,7 @@ bool Hub::Send(Session& s, FrameRef f, bool event, uint64_t stamp_ns, const Publ
         ++stats_.conflation_markers;
         SendControl(s, ConflatedMessage(n));
       }
-      if (!Send(s, FrameRef(older, &older->frame), true, older->received_ns)) return false;
+      if (!Send(s, FrameRef(older, &older->frame), true, StampOf(*older))) return false;
     }
   }
   size_t size = f->size();
@@ -173,7 +177,7 @@ bool Hub::Send(Session& s, FrameRef f, bool event, uint64_t stamp_ns, const Publ
                             " bytes queued");
   }
   bool was_empty = s.out_.empty();
-  s.out_.Push(std::move(f), OutQueue::Stamp{stamp_ns, p ? (*p)->event.at_us : 0});
+  s.out_.Push(std::move(f), stamp);
   stats_.bytes += size;
   if (event) ++stats_.frames;
   if (was_empty && hooks_.wake) hooks_.wake(s);
@@ -231,7 +235,7 @@ void Hub::Route(Session& s, const PublishedRef& p, const FrameRef& frame, uint64
     bool pending_now = std::any_of(s.subs_.begin(), s.subs_.end(), [](const auto& x) { return x.pending; });
     if (pending_now) s.sent_while_pending_.insert(p->seq);
   }
-  Send(s, frame, true, p->received_ns, &p, conflate);
+  Send(s, frame, true, StampOf(*p), &p, conflate);
 }
 
 void Hub::OnShortcut(Session& s, const std::vector<std::pair<std::string, std::string>>& query) {
@@ -799,6 +803,7 @@ void Hub::WriteMetrics(MetricsText& m) const {
   m.Counter("reactor_counts_messages_total", "`counts` messages encoded (each sent to every viewer).", h.counts_messages);
   m.Gauge("reactor_counts_viewers", "Connections receiving `counts`.", static_cast<double>(counts_sessions_.size()));
   m.Counter("reactor_counts_events_skipped_total", "Events the last totals read had already counted.", counts_.stats().skipped);
+  m.Counter("reactor_counts_reads_abandoned_total", "Totals reads thrown away: more than 100 000 events were delivered while one was in flight (a new read follows).", counts_.stats().abandoned);
   m.Counter("reactor_counts_untrusted_events_total", "Events the totals could not account for (a new read follows).", counts_.stats().untrusted);
   m.Counter("reactor_resume_behind_closes_total", "Connections closed 1013 because the history moved past their resume cursor.", h.resume_behind);
 }

@@ -255,10 +255,10 @@ class Hub {
  private:
   FrameRef TextFrame(std::string_view json);
   void SendControl(Session& s, std::string json);
-  // `stamp_ns` (live events only) feeds the latency metric. False: the session is closing.
+  // `stamp` (live events only) feeds the latency and age metrics. False: the session is closing.
   // `conflate` (an event whose every matching subscription asked for conflation, `p`
   // given): a full queue parks it in the session's backlog instead of closing 1013.
-  bool Send(Session& s, FrameRef f, bool event, uint64_t stamp_ns = 0,
+  bool Send(Session& s, FrameRef f, bool event, OutQueue::Stamp stamp = {},
             const PublishedRef* p = nullptr, bool conflate = false);
   // Parks `p` in the backlog; false when that closed the session (over the bound).
   bool Conflate(Session& s, const PublishedRef& p);
@@ -313,7 +313,8 @@ class Hub {
   std::vector<uint64_t> counts_sessions_;
   bool counts_refresh_ = false;
   bool counts_reading_ = false;
-  uint64_t counts_sent_version_ = 0;
+  uint64_t counts_sent_version_ = 0;  // the totals' version last sent to every viewer
+  size_t counts_skipped_ = 0;         // viewers that missed a version since (queue half full)
   uint64_t counts_sent_ms_ = 0;
   uint64_t counts_read_ms_ = 0;       // when the last read was answered
   uint64_t counts_retry_ms_ = 0;      // a failed read is retried from then on

@@ -88,7 +88,10 @@ void Server::OnPrepare(uv_prepare_t* p) {
   // work ready, an idle handle keeps the loop from sleeping.
   bool more = self->hub_.Pump();
   // The console's timers (the totals' pacing and reads) before this pass's writes.
-  if (auto wait = self->hub_.Tick(uv_now(self->loop_)); wait && !self->closing_) {
+  // Only the WebSocket listener drives it (a --metrics-listen server shares the hub).
+  std::optional<uint64_t> wait;
+  if (self->config_.websocket) wait = self->hub_.Tick(uv_now(self->loop_));
+  if (wait && !self->closing_) {
     uv_timer_start(&self->console_timer_, [](uv_timer_t*) {}, std::max<uint64_t>(*wait, 1), 0);
   } else {
     uv_timer_stop(&self->console_timer_);

@@ -96,8 +96,10 @@ struct FakeReads : pg::ClientReads {
   std::vector<pg::Reply<pg::CountsRows>> counts;
   std::vector<Ticket> console_cancelled;
   static constexpr Ticket kConsole = 1000000;
+  bool fail_at_once = false;  // answer an error inside the call (a send that failed at once)
   Result<Ticket> History(uint64_t, pg::HistoryQuery q, pg::Reply<pg::HistoryRows> cb) override {
     if (refuse) return Status::Error("not connected");
+    if (fail_at_once) cb(Status::Error("connection lost"));
     histories.emplace_back(std::move(q), std::move(cb));
     return kConsole + histories.size();
   }
@@ -1034,10 +1036,15 @@ TEST_CASE("hub: a job's history, authorized, bounded, paged, cancelled with its 
   CHECK(Has(Drain(*admin), "history needs a job_id"));
   f.hub->OnText(*admin, R"({"op":"history","id":"h4","job_id":"j","limit":0})");
   CHECK(Has(Drain(*admin), "limit must be a positive integer"));
-  // A read in flight when the connection goes is cancelled.
+  // A read answered inside the call (failed at once) is not kept as outstanding: only
+  // the read really in flight is cancelled when the connection goes.
+  f.reads.fail_at_once = true;
+  f.hub->OnText(*alice, R"({"op":"history","id":"h4b","job_id":"j1"})");
+  CHECK(Has(Drain(*alice), R"("code":"unavailable")"));
+  f.reads.fail_at_once = false;
   f.hub->OnText(*alice, R"({"op":"history","id":"h5","job_id":"j1"})");
   f.hub->Remove(alice.get());
-  CHECK(f.reads.console_cancelled == std::vector<pg::ClientReads::Ticket>{FakeReads::kConsole + 3});
+  CHECK(f.reads.console_cancelled == std::vector<pg::ClientReads::Ticket>{FakeReads::kConsole + 4});
   f.hub->Remove(admin.get());
 }
 
