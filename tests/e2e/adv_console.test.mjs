@@ -44,8 +44,10 @@ test('history and action requests sent forever by a client that never reads: bou
         },
         event: async () => {
           const t0 = performance.now();
+          // Waiting starts before the update: the event may arrive before its commit's reply.
+          const delivered = victim.after((m) => m.type === 'event' && m.event.job_id === 'job_1', 10000, 'the event');
           await db.query(`UPDATE reactor.scheduled_jobs SET progress_percent = (coalesce(progress_percent, 0) + 1) % 100 WHERE id = 'job_1'`);
-          await victim.after((m) => m.type === 'event' && m.event.job_id === 'job_1', 10000, 'the event');
+          await delivered;
           return performance.now() - t0;
         },
       });
