@@ -158,6 +158,7 @@ test('4: many subscriptions with huge filters', { timeout: 60000 }, async () => 
   for (let i = 0; i < 70; i++) c.send({ op: 'subscribe', id: `x${i}`, filter: { job_id: 'obs_0' } });
   await c.next((m) => m.type === 'error' && /max-subscriptions/.test(m.message));
   await eventually(async () => c.messages.filter((m) => m.type === 'subscribed').length === 64, { what: '64 subscribed' });
+  await eventually(async () => c.messages.filter((m) => m.type === 'error').length >= 6, { what: '6 refusals' });
   assert.equal(c.messages.filter((m) => m.type === 'error').length, 6);
   await bump(db, ['obs_0']);
   await c.next((m) => m.type === 'event');

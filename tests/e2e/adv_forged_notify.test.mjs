@@ -83,7 +83,9 @@ test('a role without rights on schema reactor can neither inject, suppress nor r
     await late.close();
     assert.equal(await metric(reactor.port, 'reactor_last_event_id'), last);
     // The journal holds the same events, byte for byte.
-    const lines = await readJournal(journal);
+    // (written from the thread pool after the send: it may trail the WebSocket a little)
+    const lines = await eventually(async () => { const l = await readJournal(journal); return l.length >= rows.length && l; },
+      { timeout: 10000, what: 'the journal' });
     assert.deepEqual(lines.map((l) => l.event.id), rows.map((r) => r.id));
     // Counted by reason and logged.
     assert.equal(await metric(reactor.port, 'reactor_payloads_rejected_total', 'reason="unsigned"'), 2);

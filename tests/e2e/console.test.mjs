@@ -189,10 +189,11 @@ test('counts: one GROUP BY for 50 dashboards; equal to the table after backend k
   }
   await db.query(`INSERT INTO reactor.scheduled_jobs (id, job_type) SELECT 'cntnew' || g, 'mail' FROM generate_series(0, 49) g`);
   await db.end();
+  const back = reactor.waitFor(/caught up/, 60000);  // the catch-up after the restart, not before
   await restartPostgres();
   db = await connect(url);
   await writer;
-  await reactor.waitFor(/caught up/, 30000, true);
+  await back;
   const want = await truth();
   const v = viewers[0];
   await eventually(() => {

@@ -245,11 +245,12 @@ test('dashboard: time travel over a replay (?at=, jump, scrub, play, filter, lat
   await page.click('#f-clear');
   await isAt(page, events, 13, 'filter cleared');
 
-  // ---- play: 1 s of the replay in 100 ms at 10x; it pauses, then runs to the end ----
+  // ---- play at 1x (events a second apart: the pause lands seconds before the end); it
+  // pauses, then runs to the end at 1000x ----
   await scrub(2);
-  await page.selectOption('#tt-speed', '10');
+  await page.selectOption('#tt-speed', '1');
   await page.click('#tt-play');
-  await page.waitForFunction(() => Number(document.getElementById('tt').dataset.pos) >= 6, null, { timeout: 3000 });
+  await page.waitForFunction(() => Number(document.getElementById('tt').dataset.pos) >= 6, null, { timeout: 10000 });
   await page.click('#tt-play');
   await page.waitForFunction(() => document.getElementById('tt').dataset.mode === 'pause', null, { timeout: 1000 });
   const paused = Number(await page.getAttribute('#tt', 'data-pos'));
@@ -282,20 +283,21 @@ test('dashboard: time travel over a replay (?at=, jump, scrub, play, filter, lat
 
 test('dashboard: a paced replay extends the timeline; an old journal (no cause) shows none', { timeout: 60000 }, async () => {
   // Without the migration 006 fields. The first 2 514 events within a few milliseconds,
-  // the last two 4 s later (t paces the replay).
+  // the last two 8 s later (t paces the replay). The browser starts first: the page must
+  // load before the last two are replayed.
   const events = knownSequence({ cause: false });
   const n = events.length;
   const file = path.join(tempDir(), 'old.ndjson');
-  writeJournal(file, events, (i) => 1763704800000 + (i < n - 2 ? Math.floor(i / 1000) : 4000 + i - n));
+  writeJournal(file, events, (i) => 1763704800000 + (i < n - 2 ? Math.floor(i / 1000) : 8000 + i - n));
+  const page = await browser();
   const replay = startReactor(['--replay', file, '--listen', '127.0.0.1:0', '--speed', '1'], { readyPattern: /listening on/ });
   await replay.ready;
-  const page = await browser();
   // Stopped at event 110: the timeline grows past it, the view stays.
   await page.goto(`http://127.0.0.1:${portOf(replay)}/?at=id:110`);
   await isAt(page, events, 10, 'old journal at id:110');
   const before = Number(await page.getAttribute('#tt', 'data-end'));
   assert.ok(before < n, `the whole replay was there already (${before})`);
-  await page.waitForFunction((n) => document.getElementById('tt').dataset.end === String(n), n, { timeout: 15000 });
+  await page.waitForFunction((n) => document.getElementById('tt').dataset.end === String(n), n, { timeout: 20000 });
   await isAt(page, events, 10, 'old journal, still at id:110 after the replay went on');
   for (const r of Object.values(await tableRows(page))) assert.equal(r.cause, '', 'a cause shown for an event without one');
   await page.click('#rows tr[data-job="c"] .c-id');

@@ -84,11 +84,14 @@ export function startReactor(args, { env = {}, readyPattern = /postgres: catchin
   return proc;
 }
 
-// Journal lines as parsed objects.
+// Journal lines as parsed objects. A last line without its newline is still being written
+// (the reactor appends from libuv's thread pool) and is left for the next read.
 export async function readJournal(file) {
   let text;
   try { text = await readFile(file, 'utf8'); } catch { return []; }
-  return text.split('\n').filter((l) => l.length > 0).map((l) => JSON.parse(l));
+  const lines = text.split('\n');
+  lines.pop();  // '' after the last newline, or the unfinished line
+  return lines.filter((l) => l.length > 0).map((l) => JSON.parse(l));
 }
 
 // Polls until `fn` returns a truthy value.

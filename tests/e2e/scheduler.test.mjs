@@ -86,8 +86,9 @@ test('after a reconnect it ticks at once, announcing every deadline missed while
     await sleep(3000);
     assert.equal((await dueEvents(db)).length, 0, 'announced while the reactor was away');
     const logFrom = reactor.stderr.length;
+    const ticking = reactor.waitFor(/scheduler: ticking \(connection ready\)/, 10000);
     await admin.query(`ALTER DATABASE ${dbname} ALLOW_CONNECTIONS true`);
-    await reactor.waitFor(/scheduler: ticking \(connection ready\)/, 10000);
+    await ticking;
     const readyAt = logTime(reactor.stderr.slice(logFrom), /scheduler: ticking \(connection ready\)/);
     const missed = await eventually(async () => { const d = await dueEvents(db); return d.length >= 10 && d; },
       { timeout: 5000, what: 'the missed deadlines' });

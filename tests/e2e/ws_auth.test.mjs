@@ -285,7 +285,7 @@ test('the leeway (default 30 s), --jwt-audience and --jwt-issuer (by environment
       assert.ok(res.body.includes(reason), `${reason}: got ${res.body}`);
     }
     // Accepted inside the leeway, the connection lives until exp + leeway, then 1008.
-    const late = signJwt(claims({ exp: now - 28 }), SECRET);
+    const late = signJwt(claims({ exp: nowS() - 28 }), SECRET);  // signed now: 2 to 3 s to live
     const c = await Client.open(r.port, { headers: { Authorization: `Bearer ${late}` } });
     const closed = await c.closedPromise;
     assert.equal(closed.code, 1008);
