@@ -36,14 +36,21 @@ constexpr const char* kResumeSql =
     "    AND ($4::text[] IS NULL OR e.job_type = ANY($4)) AND ($5::text[] IS NULL OR e.status = ANY($5)) "
     "  ORDER BY e.id LIMIT $6) r";
 
-// The matching jobs as of one snapshot, and the ids of recent events that snapshot
+// The matching jobs as of one snapshot, each with what its newest event says of the last
+// change (`last_event`: one probe of idx_job_events_job_id per row; payload fields, so a
+// schema before migration 006 gives nulls), and the ids of recent events that snapshot
 // already reflects (so that the live events held meanwhile are not applied twice).
 constexpr const char* kSnapshotSql =
-    "SELECT coalesce((SELECT json_agg(j)::text FROM ("
-    "  SELECT * FROM reactor.scheduled_jobs "
-    "   WHERE ($1::text IS NULL OR id = $1) AND ($2::text IS NULL OR user_id = $2) "
-    "     AND ($3::text[] IS NULL OR job_type = ANY($3)) AND ($4::text[] IS NULL OR status = ANY($4)) "
-    "   ORDER BY updated_at DESC LIMIT $5) j), '[]'), "
+    "SELECT coalesce((SELECT json_agg(r ORDER BY r.updated_at DESC)::text FROM ("
+    "  SELECT j.*, (SELECT json_build_object('id', e.id, 'kind', e.kind, 'at', e.payload->'at', "
+    "                 'cause', e.payload->'cause', 'actor', e.payload->'actor', "
+    "                 'action', e.payload->'action', 'attempt', e.payload->'attempt') "
+    "                 FROM reactor.job_events e WHERE e.job_id = j.id AND e.source = 'scheduled_jobs' "
+    "                ORDER BY e.id DESC LIMIT 1) AS last_event "
+    "    FROM (SELECT * FROM reactor.scheduled_jobs "
+    "           WHERE ($1::text IS NULL OR id = $1) AND ($2::text IS NULL OR user_id = $2) "
+    "             AND ($3::text[] IS NULL OR job_type = ANY($3)) AND ($4::text[] IS NULL OR status = ANY($4)) "
+    "           ORDER BY updated_at DESC LIMIT $5) j) r), '[]'), "
     "  (SELECT coalesce(array_agg(id), '{}')::text FROM reactor.job_events "
     "    WHERE txid >= coalesce($6::xid8, pg_snapshot_xmin(pg_current_snapshot())))";
 

@@ -92,6 +92,9 @@ export class JobStore {
     for (let i = rows.length - 1; i >= 0; i--) {
       const r = rows[i];
       if (!r || r.id === undefined || r.id === null) continue;
+      // The job's newest event as the snapshot saw it (servers before it was sent: none).
+      const last = r.last_event && typeof r.last_event === 'object' ? r.last_event : {};
+      const text = (v) => (typeof v === 'string' ? v : null);
       const row = {
         key: jobKey(DEFAULT_SOURCE, String(r.id)),
         id: String(r.id),
@@ -101,14 +104,15 @@ export class JobStore {
         status: r.status ?? null,
         progress: r.progress_percent ?? null,
         message: r.progress_message ?? null,
-        attempt: null,  // not a column: known from the job's next event
+        attempt: typeof last.attempt === 'number' ? last.attempt : null,  // not a column
         error: asText(r.last_error),
         scheduledFor: r.scheduled_for ?? null,
         updated: r.updated_at ?? null,
-        cause: null,  // an event's: known from the job's next one
-        actor: null,
-        action: null,
-        eventId: 0,
+        cause: text(last.cause),
+        actor: text(last.actor),
+        action: text(last.action),
+        // Events at or below it are already in the row: a repeat delivered later is stale.
+        eventId: typeof last.id === 'number' ? last.id : 0,
       };
       this.insert(row);
     }

@@ -72,7 +72,21 @@ test('an action round trip: ack with the event id, the event says who did it', a
   const retry = await act(c, 'a3', 'retry_now', 'act1');
   assert.equal(retry.type, 'ack', JSON.stringify(retry));
   assert.equal((await jobRow('act1')).status, 'pending');
-  await Promise.all([watcher.close(), c.close()]);
+  // A snapshot row says what its newest event says: who did the last change, and its id.
+  const later = await ops();
+  later.send({ op: 'subscribe', id: 's', filter: { job_id: 'act1' }, snapshot: true });
+  const [row] = (await later.next((m) => m.type === 'snapshot')).jobs;
+  assert.deepEqual(row.last_event && { ...row.last_event, at: typeof row.last_event.at },
+    { id: retry.event_id, kind: 'status', at: 'string', cause: 'user', actor: 'ops', action: 'retry_now', attempt: null });
+  assert.equal(row.status, 'pending');
+  // A job whose events were all pruned has none.
+  await db.query(`INSERT INTO reactor.scheduled_jobs (id, job_type, user_id) VALUES ('act2', 'mail', 'alice')`);
+  await db.query(`DELETE FROM reactor.job_events WHERE job_id = 'act2'`);
+  later.send({ op: 'subscribe', id: 's2', filter: { job_id: 'act2' }, snapshot: true });
+  const [bare] = (await later.next((m) => m.type === 'snapshot' && m.id === 's2')).jobs;
+  assert.equal(bare.id, 'act2');
+  assert.equal(bare.last_event, null);
+  await Promise.all([watcher.close(), c.close(), later.close()]);
 });
 
 test("refusals: another user's job, a state the action does not apply to, an unknown job, bad input", async () => {

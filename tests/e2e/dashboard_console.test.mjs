@@ -152,6 +152,10 @@ test('dashboard: actions round trip with cause and actor; a user is refused anot
   await result(page, 'error', /^cancel: conflict: /, 'cancel of a cancelled job');
   await page.click('#p-close');
   await page.waitForFunction(() => !location.hash.includes('job='));
+  // After a reload the row comes from the snapshot: its cause from the row's last_event.
+  await open(page, base, jwt({ sub: 'ops-alice', role: 'admin' }));
+  await rowIs(page, 'p1', { status: 'cancelled', cause: 'user · ops-alice' }, 3000);
+  assert.equal(await page.getAttribute('#rows tr[data-job="p1"] .c-cause', 'title'), 'cancel by ops-alice');
 
   // ---- the timeline of a job with retries: live in the open panel, then from history ----
   await insertJob(db, 'flaky', 'beta', 'u1', 'true, 2, 0');

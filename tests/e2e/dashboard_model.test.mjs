@@ -312,6 +312,28 @@ test('store: the cause of the last event, and none for an event without one', ()
   assert.deepEqual(['cause', 'actor', 'action'].map((k) => s.newest(1)[0][k]), [null, null, null]);
 });
 
+test('store: a snapshot row\'s last_event gives its cause, attempt and the id below which events are repeats', () => {
+  const s = new JobStore();
+  s.reset([
+    snapRow('a', 'cancelled', { last_event: { id: 40, kind: 'status', at: '2026-11-21T06:00:40Z', cause: 'user', actor: 'alice', action: 'cancel', attempt: 2 } }),
+    snapRow('b', 'pending', { last_event: { id: 41, kind: 'status', cause: null, actor: null, action: null, attempt: null } }),
+    snapRow('c', 'pending', { last_event: null }),  // no event kept for it
+    snapRow('d', 'pending'),  // a server before last_event
+  ]);
+  const row = (id) => s.jobs.get(`scheduled_jobs\u0000${id}`);
+  assert.deepEqual(['cause', 'actor', 'action', 'attempt', 'eventId'].map((k) => row('a')[k]), ['user', 'alice', 'cancel', 2, 40]);
+  assert.deepEqual(['cause', 'attempt', 'eventId'].map((k) => row('b')[k]), [null, null, 41]);
+  assert.deepEqual(['cause', 'eventId'].map((k) => row('c')[k]), [null, 0]);
+  assert.deepEqual(['cause', 'eventId'].map((k) => row('d')[k]), [null, 0]);
+  // An event the snapshot already shows, delivered after it, changes nothing.
+  assert.equal(s.apply(ev(40, 'a', 'cancelled', { cause: 'user', actor: 'alice' })), 'stale');
+  assert.equal(s.apply(ev(39, 'a', 'running')), 'stale');
+  assert.equal(s.apply(ev(42, 'a', 'pending', { cause: 'user', actor: 'bob', action: 'retry_now', attempt: 2 })), 'upsert');
+  assert.deepEqual(['status', 'actor'].map((k) => row('a')[k]), ['pending', 'bob']);
+  // Rows without a known event take any event.
+  assert.equal(s.apply(ev(5, 'd', 'running')), 'upsert');
+});
+
 test('client: history and action requests are answered by id; errors echo it; a drop fails them', async () => {
   const h = harness();
   h.client.start();

@@ -41,7 +41,20 @@ export interface JobRow {
   status: JobStatus | string;
   scheduled_for: string | null;
   updated_at: string;
+  /** What the job's newest event says of the last change; null when none is kept (absent from older servers). */
+  last_event?: LastEvent | null;
   [column: string]: unknown;
+}
+
+/** A snapshot row's newest event: events with an id at or below `id` are already in the row. */
+export interface LastEvent {
+  id: number;
+  kind: string;
+  at: string | null;
+  cause: string | null;
+  actor: string | null;
+  action: string | null;
+  attempt: number | null;
 }
 
 export interface Filter {
