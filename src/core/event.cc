@@ -2,6 +2,8 @@
 
 #include <simdjson.h>
 
+#include "core/iso_time.h"
+
 namespace reactor {
 namespace {
 
@@ -39,53 +41,7 @@ simdjson::error_code ReadScalar(simdjson::ondemand::value v, std::string& out, b
   }
 }
 
-// Days from 1970-01-01 to y-m-d (proleptic Gregorian; H. Hinnant's days_from_civil).
-int64_t DaysFromCivil(int64_t y, int64_t m, int64_t d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const int64_t yoe = y - era * 400;
-  const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
 }  // namespace
-
-std::optional<int64_t> ParseIsoUtcMicros(std::string_view s) {
-  // YYYY-MM-DDTHH:MM:SS[.f{1,6}]Z
-  auto digits = [&](size_t pos, size_t n, int64_t& out) {
-    if (pos + n > s.size()) return false;
-    out = 0;
-    for (size_t i = pos; i < pos + n; ++i) {
-      if (s[i] < '0' || s[i] > '9') return false;
-      out = out * 10 + (s[i] - '0');
-    }
-    return true;
-  };
-  int64_t y, mo, d, h, mi, sec;
-  if (s.size() < 20 || !digits(0, 4, y) || s[4] != '-' || !digits(5, 2, mo) || s[7] != '-' ||
-      !digits(8, 2, d) || s[10] != 'T' || !digits(11, 2, h) || s[13] != ':' || !digits(14, 2, mi) ||
-      s[16] != ':' || !digits(17, 2, sec)) {
-    return std::nullopt;
-  }
-  if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
-  size_t pos = 19;
-  int64_t frac = 0;
-  if (s[pos] == '.') {
-    size_t n = 0;
-    ++pos;
-    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9' && n < 6) {
-      frac = frac * 10 + (s[pos] - '0');
-      ++pos;
-      ++n;
-    }
-    if (n == 0) return std::nullopt;
-    for (; n < 6; ++n) frac *= 10;
-  }
-  if (pos + 1 != s.size() || s[pos] != 'Z') return std::nullopt;
-  const int64_t secs = DaysFromCivil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
-  return secs * 1000000 + frac;
-}
 
 struct EventParser::Impl {
   simdjson::ondemand::parser parser;
@@ -137,7 +93,7 @@ Result<Event> EventParser::Parse(std::string_view payload) {
     } else if (key == "at") {
       std::string at;
       e = ReadScalar(v, at, present);
-      if (!e && present) ev.at_us = ParseIsoUtcMicros(at).value_or(0);
+      if (!e && present) ev.at_us = ParseIsoUtc(at).value_or(0);
     } else if (key == "user_id") {
       e = ReadScalar(v, ev.user_id, ev.has_user);
     } else if (key == "job_type") {

@@ -25,7 +25,7 @@ struct Event {
   bool has_user = false;     // user_id present and not null
   std::string job_type;
   std::string deadline;      // ISO-8601 "deadline" field when present (scheduler hint)
-  int64_t at_us = 0;         // "at" as Unix microseconds (0 when absent or not an ISO time)
+  int64_t at_us = 0;         // "at" as Unix microseconds (core/iso_time.h; 0 when absent or unreadable)
   bool truncated = false;    // {"truncated": true}: the full event is in reactor.job_events
   std::string json;          // the payload, exactly as received
   // From the signed notification or the catch-up row (0 = unknown: a journal replay, a
@@ -43,10 +43,6 @@ struct Event {
   // Only a signed one (an unsigned payload is always foreign, see DeliverySequencer).
   bool is_doorbell() const { return kind == "config" && id == 0 && !foreign; }
 };
-
-// "2026-11-21T06:00:00.012345Z" (reactor.iso_time: UTC, a `Z`, 0-6 fractional digits) as
-// Unix microseconds; nullopt for anything else or a year outside 1970..9999.
-std::optional<int64_t> ParseIsoUtcMicros(std::string_view s);
 
 // Parses payloads into Events, reusing its buffers across calls. Not thread-safe.
 class EventParser {

@@ -10,22 +10,17 @@
 
 #include <cstdint>
 #include <optional>
-#include <string>
-#include <string_view>
+
+#include "core/iso_time.h"
 
 namespace reactor::sched {
 
 using ServerMicros = int64_t;
 using LocalMicros = int64_t;
 
-// "2026-11-21T06:30:00Z", "2026-11-21T06:30:00.012345Z" (1 to 9 fractional digits;
-// beyond six they are truncated), also with "+00:00" or "+00" instead of "Z". Anything
-// else — another offset, a missing zone, an impossible date — is nullopt: the reactor
-// acts only on times it can read exactly.
-std::optional<ServerMicros> ParseIsoUtc(std::string_view text);
-
-// The inverse, always with six fractional digits: "2026-11-21T06:30:00.012345Z".
-std::string FormatIsoUtc(ServerMicros t);
+// Server times as the event JSON writes them (core/iso_time.h).
+using reactor::FormatIsoUtc;
+using reactor::ParseIsoUtc;
 
 // What is known about offset = server clock - local clock, as an interval that surely
 // contains it. Each reading of the server clock taken between two local times narrows
