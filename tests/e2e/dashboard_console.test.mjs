@@ -4,39 +4,16 @@
 // another user's job, the timeline of a job with retries (live and from the history op,
 // paged), the tiles equal to the database's totals by status and job type while jobs
 // are written, and the header's delay and queue.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { existsSync, mkdirSync } from 'node:fs';
-import { createHmac } from 'node:crypto';
-import { chromium } from 'playwright-core';
-import { ROOT, freshDatabase, connect, startReactor, tempDir, sleep } from './lib.mjs';
+import { mkdirSync } from 'node:fs';
+import { ROOT, freshDatabase, connect, startReactor, sleep } from './lib.mjs';
+import { signJwt } from './wslib.mjs';
+import { browser, portOf, STATUSES } from './browserlib.mjs';
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const WITHIN = 1000;
-const STATUSES = ['pending', 'running', 'completed', 'failed', 'cancelled', 'expired'];
 const SECRET = 'dashboard-console-secret';
-
-const contexts = new Set();
-after(async () => { for (const c of contexts) await c.close().catch(() => {}); });
-
-async function browser() {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing (tools/install-deps --test installs Debian's chromium)`);
-  const ctx = await chromium.launchPersistentContext(tempDir('reactor-chromium-'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1440, height: 900 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  contexts.add(ctx);
-  const page = ctx.pages()[0] || await ctx.newPage();
-  page.errors = [];
-  page.on('pageerror', (e) => page.errors.push(e.message));
-  return page;
-}
-
-const portOf = (r) => Number(/listening on 127\.0\.0\.1:(\d+)/.exec(r.stderr)[1]);
 
 async function serve(url, extra = []) {
   const r = startReactor(['serve', '--database-url', url, '--listen', '127.0.0.1:0', '--no-scheduler', ...extra]);
@@ -45,11 +22,7 @@ async function serve(url, extra = []) {
   return r;
 }
 
-function jwt(claims) {
-  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ exp: Math.floor(Date.now() / 1000) + 600, ...claims })}`;
-  return `${body}.${createHmac('sha256', SECRET).update(body).digest('base64url')}`;
-}
+const jwt = (claims) => signJwt({ exp: Math.floor(Date.now() / 1000) + 600, ...claims }, SECRET);
 
 // Opens the page and gives it a token (kept in sessionStorage before the first connection).
 async function open(page, base, token, hash = '') {

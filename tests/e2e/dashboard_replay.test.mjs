@@ -4,36 +4,12 @@
 // then, scrubbing and jumping move to other moments, play advances, a paced replay
 // extends the timeline, and an old journal (events without a cause) shows no cause.
 // Saves build/dashboard-replay.png.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { chromium } from 'playwright-core';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { ROOT, startReactor, tempDir } from './lib.mjs';
-
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const STATUSES = ['pending', 'running', 'completed', 'failed', 'cancelled', 'expired'];
-
-const contexts = new Set();
-after(async () => { for (const c of contexts) await c.close().catch(() => {}); });
-
-async function browser() {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing (tools/install-deps --test installs Debian's chromium)`);
-  const ctx = await chromium.launchPersistentContext(tempDir('reactor-chromium-'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1440, height: 900 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  contexts.add(ctx);
-  const page = ctx.pages()[0] || await ctx.newPage();
-  page.errors = [];
-  page.on('pageerror', (e) => page.errors.push(e.message));
-  return page;
-}
-
-const portOf = (r) => Number(/listening on 127\.0\.0\.1:(\d+)/.exec(r.stderr)[1]);
+import { browser, portOf, STATUSES } from './browserlib.mjs';
 
 // ---- journals ----
 
